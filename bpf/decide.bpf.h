@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The verdict logic shared by every hook: fold per-policy masks into one
+ * verdict, name the deciding rule, count and report. Bounded work only.
+ */
+#ifndef SENTINEL_DECIDE_BPF_H
+#define SENTINEL_DECIDE_BPF_H
+
+#include "maps.bpf.h"
+
+/* Masks gathered for one slot while looking entries up. */
+struct sn_masks {
+	__u64 undecided; /* applicable policies no entry has decided yet */
+	__u64 deny;
+	__u64 audit;
+};
+
+/* The outcome: which policy decided and how. policy < 0: nothing to report. */
+struct sn_verdict {
+	int policy;
+	__u8 action;
+	__u8 blocked;
+};
+
+static __always_inline void sn_count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&sn_counters, &which);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline const struct sn_config *sn_current(__u32 *gen)
+{
+	__u32 zero = 0;
+	struct sn_state *st = bpf_map_lookup_elem(&sn_state, &zero);
+
+	if (!st)
+		return 0;
+	*gen = st->gen & 1;
+	return bpf_map_lookup_elem(&sn_config, gen);
+}
+
+/* The policies that govern the current process. Selectors come later; the
+ * canary bit applies to the daemon's self-check process only. */
+static __always_inline __u64 sn_applicable(const struct sn_config *cfg)
+{
+	__u64 mask = cfg->active & ~(1ULL << SN_CANARY_POLICY);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (cfg->canary_tgid && tgid == cfg->canary_tgid)
+		mask |= 1ULL << SN_CANARY_POLICY;
+	return mask;
+}
+
+/* Apply one entry's decisions to the policies still undecided for a slot. */
+static __always_inline void sn_apply(struct sn_masks *m, const struct sn_file_val *v, int slot)
+{
+	__u64 hit;
+
+	if (slot < 0 || slot >= SN_SLOTS)
+		return;
+	hit = v->match[slot] & m->undecided;
+	m->deny |= v->deny[slot] & hit;
+	m->audit |= v->audit[slot] & hit;
+	m->undecided &= ~hit;
+}
+
+static __always_inline void sn_apply_defaults(struct sn_masks *m, const struct sn_config *cfg, int slot)
+{
+	if (slot < 0 || slot >= SN_SLOTS)
+		return;
+	m->deny |= cfg->default_deny[slot] & m->undecided;
+	m->audit |= cfg->default_audit[slot] & m->undecided;
+}
+
+static __always_inline int sn_lowest_bit(__u64 x)
+{
+	int n = 0;
+
+	/* No ctz instruction in BPF: a six-step binary search. */
+	if (!(x & 0xffffffffULL)) { n += 32; x >>= 32; }
+	if (!(x & 0xffffULL)) { n += 16; x >>= 16; }
+	if (!(x & 0xffULL)) { n += 8; x >>= 8; }
+	if (!(x & 0xfULL)) { n += 4; x >>= 4; }
+	if (!(x & 0x3ULL)) { n += 2; x >>= 2; }
+	if (!(x & 0x1ULL)) { n += 1; }
+	return n;
+}
+
+/*
+ * Strictest across policies: a deny by an enforcing policy, then a deny by an
+ * audit-mode policy (would_deny), then an audit. Ties: lowest policy index.
+ */
+static __always_inline struct sn_verdict sn_fold(const struct sn_masks *m, const struct sn_config *cfg)
+{
+	struct sn_verdict v = { .policy = -1 };
+	__u64 enforce_deny = m->deny & ~cfg->audit_mode;
+	__u64 would_deny = m->deny & cfg->audit_mode;
+	__u64 audit = m->audit & ~m->deny;
+
+	if (enforce_deny) {
+		v.policy = sn_lowest_bit(enforce_deny);
+		v.action = SN_ACT_DENY;
+		v.blocked = 1;
+	} else if (would_deny) {
+		v.policy = sn_lowest_bit(would_deny);
+		v.action = SN_ACT_DENY;
+	} else if (audit) {
+		v.policy = sn_lowest_bit(audit);
+		v.action = SN_ACT_AUDIT;
+	}
+	return v;
+}
+
+static __always_inline __u16 sn_rule_of(const struct sn_file_key *file, int slot, int policy)
+{
+	struct sn_rule_ref_key key = {};
+	struct sn_rule_ref *ref;
+
+	key.file = *file;
+	key.slot = slot;
+	key.policy = policy;
+	ref = bpf_map_lookup_elem(&sn_rule_refs, &key);
+	return ref ? (__u16)ref->rule : SN_NO_RULE;
+}
+
+/* Process facts captured now: the process may be gone before user space reads. */
+static __always_inline void sn_fill_process(struct sn_event *e)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	e->ts_boot_ns = bpf_ktime_get_boot_ns();
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->uid = (__u32)uid_gid;
+	e->gid = uid_gid >> 32;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+#endif /* SENTINEL_DECIDE_BPF_H */

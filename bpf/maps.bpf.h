@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Every map, defined once. Each hook's object includes this file; the
+ * definitions are __weak so `bpftool gen object` merges them into one map per
+ * name in sentinel.bpf.o. Names are sn_<what>, at most 15 characters.
+ */
+#ifndef SENTINEL_MAPS_BPF_H
+#define SENTINEL_MAPS_BPF_H
+
+#include "sentinel.h"
+
+/* Objects by identity (dev, ino) -> per-policy verdict masks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SN_MAX_FILES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sn_file_key);
+	__type(value, struct sn_file_val);
+} sn_files SEC(".maps") __weak;
+
+/* (object, slot, policy) -> the rule that decided: read only to name it in an alert. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SN_MAX_RULE_REFS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sn_rule_ref_key);
+	__type(value, struct sn_rule_ref);
+} sn_rule_refs SEC(".maps") __weak;
+
+/* Per-generation configuration, indexed by generation (0, 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct sn_config);
+} sn_config SEC(".maps") __weak;
+
+/* [0]: the generation in force. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sn_state);
+} sn_state SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SN_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sn_counters SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SN_RINGBUF_BYTES);
+} sn_events SEC(".maps") __weak;
+
+#endif /* SENTINEL_MAPS_BPF_H */

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Every struct, enum and constant that both the BPF programs and user space
+ * see. sentinel/kernel/abi.py mirrors this file field by field, and
+ * tests/abi/test_layout.py checks the two against the compiled object's BTF.
+ * Rules: fixed-width types, fixed arrays with *_LEN macros, explicit _pad
+ * fields so there are no holes, no pointers, no vmlinux.h.
+ */
+#ifndef SENTINEL_H
+#define SENTINEL_H
+
+#define SN_MAX_POLICIES   64       /* per-policy verdicts are bits of a __u64 */
+#define SN_CANARY_POLICY  63       /* bit reserved for the daemon's self-check */
+#define SN_NO_RULE        0xFFFF   /* the policy's default decided */
+#define SN_SLOTS          4        /* exec, read, write, connect */
+#define SN_COMM_LEN       16
+#define SN_PATH_LEN       4096     /* PATH_MAX: d_path output, NUL included */
+#define SN_MAX_FILES      262144   /* sn_files entries, both generations together */
+#define SN_MAX_RULE_REFS  524288   /* sn_rule_refs entries */
+#define SN_RINGBUF_BYTES  (16 * 1024 * 1024)
+
+enum sn_slot {
+	SN_SLOT_EXEC = 0,
+	SN_SLOT_READ = 1,
+	SN_SLOT_WRITE = 2,
+	SN_SLOT_CONNECT = 3,
+};
+
+enum sn_op {
+	SN_OP_EXEC = 0,
+	SN_OP_OPEN = 1,
+	SN_OP_CONNECT = 2,
+};
+
+/* Numeric order is strictness, as in sentinel/compiler/ir.py Action. */
+enum sn_action {
+	SN_ACT_NONE = 0,
+	SN_ACT_ALLOW = 1,
+	SN_ACT_AUDIT = 2,
+	SN_ACT_DENY = 3,
+};
+
+enum sn_path_kind {
+	SN_KIND_EXACT = 0,   /* the object itself */
+	SN_KIND_SUBTREE = 1, /* everything strictly below this directory */
+};
+
+enum sn_access {
+	SN_ACC_READ = 1,
+	SN_ACC_WRITE = 2,
+};
+
+enum sn_event_kind {
+	SN_EV_ALERT = 0,
+	SN_EV_CANARY = 1,    /* the self-check's own denial */
+};
+
+enum sn_counter {
+	SN_CNT_RINGBUF_FULL = 0, /* alerts that could not be reserved: lost */
+	SN_CNT_DECIDED = 1,      /* operations judged while policies were active */
+	SN_CNT_DENIED = 2,       /* operations failed with EPERM */
+	SN_CNT_MAX = 8,
+};
+
+/* sn_files key: a file-system object by identity, in one policy generation. */
+struct sn_file_key {
+	__u64 ino;
+	__u32 dev;      /* the kernel's s_dev: major << 20 | minor */
+	__u8 kind;      /* enum sn_path_kind */
+	__u8 gen;       /* policy generation (0 or 1) the entry belongs to */
+	__u16 _pad;
+};
+
+/*
+ * sn_files value: per slot, which policies have a most-specific rule here
+ * (match) and what it says. allow = match & ~deny & ~audit.
+ */
+struct sn_file_val {
+	__u64 match[SN_SLOTS];
+	__u64 deny[SN_SLOTS];
+	__u64 audit[SN_SLOTS];
+};
+
+/* sn_rule_refs: which rule of a policy decided at an entry (alert path only). */
+struct sn_rule_ref_key {
+	struct sn_file_key file;
+	__u8 slot;
+	__u8 policy;
+	__u16 _pad;
+	__u32 _pad2;
+};
+
+struct sn_rule_ref {
+	__u32 rule;
+	__u32 _pad;
+};
+
+/* sn_config[gen]: everything about one policy generation that is not per object. */
+struct sn_config {
+	__u64 active;                    /* policies loaded in this generation */
+	__u64 audit_mode;                /* policies whose deny only reports */
+	__u64 default_deny[SN_SLOTS];
+	__u64 default_audit[SN_SLOTS];
+	__u32 canary_tgid;               /* the daemon's self-check process */
+	__u32 _pad;
+};
+
+/* sn_state[0]: the generation in force. One aligned __u32 store switches it. */
+struct sn_state {
+	__u32 gen;
+	__u32 _pad;
+};
+
+struct sn_event {
+	__u64 ts_boot_ns;    /* bpf_ktime_get_boot_ns() */
+	__u64 ino;
+	__u64 cgroup_id;
+	__u32 kind;          /* enum sn_event_kind */
+	__u32 op;            /* enum sn_op */
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 dev;
+	__u32 access;        /* enum sn_access bits */
+	__u32 gen;
+	__u16 policy;
+	__u16 rule;          /* SN_NO_RULE: the policy's default */
+	__u8 action;         /* enum sn_action */
+	__u8 blocked;        /* 1: the operation failed with EPERM */
+	__u16 dport;
+	__u8 family;         /* AF_INET, AF_INET6 (connect) */
+	__u8 protocol;       /* IPPROTO_TCP, IPPROTO_UDP (connect) */
+	__u8 _pad[2];
+	__u8 daddr[16];
+	char comm[SN_COMM_LEN];
+	char path[SN_PATH_LEN];  /* the object's path (d_path), "" if unknown */
+	char exe[SN_PATH_LEN];   /* the process's executable (d_path), "" if unknown */
+};
+
+#endif /* SENTINEL_H */

@@ -1,0 +1,154 @@
+"""ctypes mirror of bpf/sentinel.h: same names, same order, same sizes.
+
+tests/abi/test_layout.py checks every struct here against the BTF of the
+compiled object, so a field added on one side only fails on the host.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from enum import IntEnum
+
+MAX_POLICIES = 64
+CANARY_POLICY = 63
+NO_RULE = 0xFFFF
+SLOTS = 4
+COMM_LEN = 16
+PATH_LEN = 4096
+MAX_FILES = 262144
+MAX_RULE_REFS = 524288
+RINGBUF_BYTES = 16 * 1024 * 1024
+
+
+class SnSlot(IntEnum):
+    EXEC = 0
+    READ = 1
+    WRITE = 2
+    CONNECT = 3
+
+
+class SnOp(IntEnum):
+    EXEC = 0
+    OPEN = 1
+    CONNECT = 2
+
+
+class SnAction(IntEnum):
+    NONE = 0
+    ALLOW = 1
+    AUDIT = 2
+    DENY = 3
+
+
+class SnPathKind(IntEnum):
+    EXACT = 0
+    SUBTREE = 1
+
+
+class SnAccess(IntEnum):
+    READ = 1
+    WRITE = 2
+
+
+class SnEventKind(IntEnum):
+    ALERT = 0
+    CANARY = 1
+
+
+class SnCounter(IntEnum):
+    RINGBUF_FULL = 0
+    DECIDED = 1
+    DENIED = 2
+    MAX = 8
+
+
+u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
+
+
+class sn_file_key(ctypes.Structure):
+    _fields_ = [("ino", u64), ("dev", u32), ("kind", u8), ("gen", u8), ("_pad", u16)]
+
+
+class sn_file_val(ctypes.Structure):
+    _fields_ = [("match", u64 * SLOTS), ("deny", u64 * SLOTS), ("audit", u64 * SLOTS)]
+
+
+class sn_rule_ref_key(ctypes.Structure):
+    _fields_ = [
+        ("file", sn_file_key),
+        ("slot", u8),
+        ("policy", u8),
+        ("_pad", u16),
+        ("_pad2", u32),
+    ]
+
+
+class sn_rule_ref(ctypes.Structure):
+    _fields_ = [("rule", u32), ("_pad", u32)]
+
+
+class sn_config(ctypes.Structure):
+    _fields_ = [
+        ("active", u64),
+        ("audit_mode", u64),
+        ("default_deny", u64 * SLOTS),
+        ("default_audit", u64 * SLOTS),
+        ("canary_tgid", u32),
+        ("_pad", u32),
+    ]
+
+
+class sn_state(ctypes.Structure):
+    _fields_ = [("gen", u32), ("_pad", u32)]
+
+
+class sn_event(ctypes.Structure):
+    _fields_ = [
+        ("ts_boot_ns", u64),
+        ("ino", u64),
+        ("cgroup_id", u64),
+        ("kind", u32),
+        ("op", u32),
+        ("pid", u32),
+        ("tid", u32),
+        ("ppid", u32),
+        ("uid", u32),
+        ("gid", u32),
+        ("dev", u32),
+        ("access", u32),
+        ("gen", u32),
+        ("policy", u16),
+        ("rule", u16),
+        ("action", u8),
+        ("blocked", u8),
+        ("dport", u16),
+        ("family", u8),
+        ("protocol", u8),
+        ("_pad", u8 * 2),
+        ("daddr", u8 * 16),
+        ("comm", ctypes.c_char * COMM_LEN),
+        ("path", ctypes.c_char * PATH_LEN),
+        ("exe", ctypes.c_char * PATH_LEN),
+    ]
+
+
+# Every struct user space shares with the kernel, by its C name.
+STRUCTS: dict[str, type[ctypes.Structure]] = {
+    cls.__name__: cls
+    for cls in (
+        sn_file_key,
+        sn_file_val,
+        sn_rule_ref_key,
+        sn_rule_ref,
+        sn_config,
+        sn_state,
+        sn_event,
+    )
+}
+
+
+def kernel_dev(st_dev: int) -> int:
+    """The kernel's s_dev for a stat() st_dev: major << 20 | minor (not st_dev)."""
+    import os
+
+    return (os.major(st_dev) << 20) | os.minor(st_dev)

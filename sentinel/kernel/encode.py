@@ -1,0 +1,140 @@
+"""RuleSet -> map entries, as bytes built with kernel/abi.py.
+
+Paths become (dev, ino) here, at load time: the kernel matches objects, not
+names. Two paths naming one object (hard links, symlinks) merge into one key,
+the stricter decision winning per policy, as the evaluator would decide.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from sentinel.compiler.ir import Action, Decision, Mode, PathKind, RuleSet
+from sentinel.errors import NotSupported
+from sentinel.kernel import abi
+
+# ir.Slot numbering equals the kernel's for files; connect is the kernel's 4th slot.
+_CONNECT_SLOT = abi.SnSlot.CONNECT
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    dev: int  # the kernel's s_dev
+    ino: int
+
+    @classmethod
+    def from_path(cls, path: str) -> FileIdentity:
+        """The identity of the object PATH names now, symlinks followed.
+        Raises OSError when nothing is there."""
+        st = os.stat(path)
+        return cls(abi.kernel_dev(st.st_dev), st.st_ino)
+
+
+@dataclass
+class EncodedRuleSet:
+    """Map contents for one generation, plus what could not be placed."""
+
+    gen: int
+    files: dict[bytes, bytes] = field(default_factory=dict)  # sn_files
+    rule_refs: dict[bytes, bytes] = field(default_factory=dict)  # sn_rule_refs
+    config: bytes = b""
+    unresolved: list[str] = field(default_factory=list)  # paths with no object behind them
+
+
+def file_key(ident: FileIdentity, kind: PathKind, gen: int) -> abi.sn_file_key:
+    return abi.sn_file_key(ino=ident.ino, dev=ident.dev, kind=int(kind), gen=gen)
+
+
+def _config(rs: RuleSet, canary_tgid: int) -> abi.sn_config:
+    cfg = abi.sn_config()
+    for pol in rs.policies:
+        bit = 1 << pol.index
+        cfg.active |= bit
+        if pol.mode == Mode.AUDIT:
+            cfg.audit_mode |= bit
+        defaults = list(pol.default_file) + [pol.default_connect]
+        for slot, action in enumerate(defaults):
+            if action == Action.DENY:
+                cfg.default_deny[slot] |= bit
+            elif action == Action.AUDIT:
+                cfg.default_audit[slot] |= bit
+    if canary_tgid:
+        cfg.active |= 1 << abi.CANARY_POLICY
+        cfg.canary_tgid = canary_tgid
+    return cfg
+
+
+def _check_supported(rs: RuleSet) -> None:
+    """Refuse what the kernel programs cannot enforce yet, rather than load a
+    policy that would silently not hold."""
+    if len(rs.policies) > abi.CANARY_POLICY:
+        raise NotSupported(f"{len(rs.policies)} policies loaded; the kernel takes {abi.CANARY_POLICY}")
+    for pol in rs.policies:
+        sel = pol.selector
+        if sel.binaries or sel.not_binaries or sel.uids or sel.cgroups:
+            raise NotSupported(f"policy {pol.name}: selectors are not enforced in the kernel yet")
+    kinds = {e.kind for e in rs.files}
+    if PathKind.SUBTREE in kinds:
+        raise NotSupported("prefix (subtree) rules are not enforced in the kernel yet")
+    for entry in rs.files:
+        if any(s.slot == 0 for s in entry.slots):
+            raise NotSupported("exec rules are not enforced in the kernel yet")
+    if rs.nets:
+        raise NotSupported("connect rules are not enforced in the kernel yet")
+
+
+def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, canary_tgid: int = 0) -> EncodedRuleSet:
+    """Build the entries of generation GEN (0 or 1) for RS.
+
+    CANARY, when given, is the self-check file: the canary policy bit denies
+    reading it to CANARY_TGID only.
+    """
+    _check_supported(rs)
+    out = EncodedRuleSet(gen=gen)
+    vals: dict[bytes, abi.sn_file_val] = {}
+    best: dict[tuple[bytes, int, int], Decision] = {}
+
+    for entry in rs.files:
+        try:
+            ident = FileIdentity.from_path(entry.path)
+        except OSError:
+            out.unresolved.append(entry.path)
+            continue
+        key = bytes(file_key(ident, entry.kind, gen))
+        val = vals.setdefault(key, abi.sn_file_val())
+        for slot_dec in entry.slots:
+            slot = int(slot_dec.slot)
+            for policy, decision in slot_dec.by_policy:
+                prev = best.get((key, slot, policy))
+                if prev is not None and prev.action >= decision.action:
+                    continue
+                best[(key, slot, policy)] = decision
+                bit = 1 << policy
+                val.match[slot] |= bit
+                val.deny[slot] &= ~bit
+                val.audit[slot] &= ~bit
+                if decision.action == Action.DENY:
+                    val.deny[slot] |= bit
+                elif decision.action == Action.AUDIT:
+                    val.audit[slot] |= bit
+
+    if canary is not None:
+        key = bytes(file_key(canary, PathKind.EXACT, gen))
+        val = vals.setdefault(key, abi.sn_file_val())
+        bit = 1 << abi.CANARY_POLICY
+        val.match[abi.SnSlot.READ] |= bit
+        val.deny[abi.SnSlot.READ] |= bit
+
+    for (key, slot, policy), decision in best.items():
+        ref = abi.sn_rule_ref_key(slot=slot, policy=policy)
+        ref.file = abi.sn_file_key.from_buffer_copy(key)
+        out.rule_refs[bytes(ref)] = bytes(abi.sn_rule_ref(rule=decision.rule))
+    out.files = {k: bytes(v) for k, v in sorted(vals.items())}
+    out.config = bytes(_config(rs, canary_tgid))
+    if len(out.files) * 2 > abi.MAX_FILES or len(out.rule_refs) * 2 > abi.MAX_RULE_REFS:
+        raise NotSupported(
+            f"{len(out.files)} file entries / {len(out.rule_refs)} rule references exceed the kernel maps' "
+            f"capacity ({abi.MAX_FILES // 2} / {abi.MAX_RULE_REFS // 2} per generation)"
+        )
+    return out

@@ -1,0 +1,220 @@
+"""The loaded sentinel object: programs attached through the chosen mechanism,
+maps pinned so that enforcement outlives the daemon, and the generation switch
+that makes a new rule set take effect all at once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sentinel.bpf import OBJECT_PATH
+from sentinel.errors import KernelError, NotSupported
+from sentinel.kernel import abi, pins
+from sentinel.kernel.encode import EncodedRuleSet
+from sentinel.kernel.libbpf import BpfObject, Link, Map, RingBuffer, open_pinned_map, possible_cpus
+
+MECH_LSM = "bpf-lsm"
+MECH_FMOD_RET = "fmod_ret"
+
+# The entry points each mechanism loads; the other mechanism's stay unloaded.
+PROGRAMS: dict[str, tuple[str, ...]] = {
+    MECH_LSM: ("lsm_file_open",),
+    MECH_FMOD_RET: ("fmodret_file_open",),
+}
+
+MAP_NAMES = ("sn_files", "sn_rule_refs", "sn_config", "sn_state", "sn_counters", "sn_events")
+
+
+@dataclass
+class PinnedState:
+    """Maps of a loaded sentinel, opened from their pins (for status, takeover)."""
+
+    maps: dict[str, Map]
+
+    def close(self) -> None:
+        for m in self.maps.values():
+            m.close()
+
+
+def _u32(n: int) -> bytes:
+    return bytes(ctypes.c_uint32(n))
+
+
+def read_state(maps: dict[str, Map]) -> tuple[int, abi.sn_config]:
+    """The generation in force and its configuration."""
+    raw = maps["sn_state"].lookup(_u32(0))
+    gen = abi.sn_state.from_buffer_copy(raw).gen & 1 if raw else 0
+    cfg_raw = maps["sn_config"].lookup(_u32(gen))
+    cfg = abi.sn_config.from_buffer_copy(cfg_raw) if cfg_raw else abi.sn_config()
+    return gen, cfg
+
+
+def read_counters(maps: dict[str, Map]) -> dict[str, int]:
+    """sn_counters summed over CPUs, by name."""
+    ncpu = possible_cpus()
+    out: dict[str, int] = {}
+    for counter in abi.SnCounter:
+        if counter == abi.SnCounter.MAX:
+            continue
+        raw = maps["sn_counters"].lookup(_u32(counter))
+        total = 0
+        if raw:
+            total = sum(int.from_bytes(raw[i * 8 : i * 8 + 8], "little") for i in range(ncpu))
+        out[counter.name.lower()] = total
+    return out
+
+
+def open_pinned() -> PinnedState:
+    """Open every pinned map. Raises KernelError when sentinel is not loaded."""
+    sizes = {
+        "sn_files": (ctypes.sizeof(abi.sn_file_key), ctypes.sizeof(abi.sn_file_val)),
+        "sn_rule_refs": (ctypes.sizeof(abi.sn_rule_ref_key), ctypes.sizeof(abi.sn_rule_ref)),
+        "sn_config": (4, ctypes.sizeof(abi.sn_config)),
+        "sn_state": (4, ctypes.sizeof(abi.sn_state)),
+        "sn_counters": (4, 8 * possible_cpus()),
+    }
+    maps: dict[str, Map] = {}
+    try:
+        for name, (ks, vs) in sizes.items():
+            maps[name] = open_pinned_map(str(pins.MAP_DIR / name), name, ks, vs)
+    except KernelError:
+        for m in maps.values():
+            m.close()
+        raise
+    return PinnedState(maps)
+
+
+class Enforcer:
+    """Programs and maps of one daemon's load. Pinned: closing it keeps enforcement."""
+
+    def __init__(self, obj: BpfObject, links: dict[str, Link], mechanism: str) -> None:
+        self._obj = obj
+        self.links = links
+        self.mechanism = mechanism
+        self.maps = {name: obj.maps[name] for name in MAP_NAMES}
+
+    @classmethod
+    def load(cls, mechanism: str) -> Enforcer:
+        """Load the object, reusing pinned maps, and attach through MECHANISM.
+
+        New links are attached before old pinned ones are replaced, so a
+        restarted daemon takes over with no moment in which nothing enforces.
+        """
+        if mechanism not in PROGRAMS:
+            raise NotSupported(f"no enforcement mechanism named {mechanism!r}")
+        if not OBJECT_PATH.exists():
+            raise KernelError(f"{OBJECT_PATH} is missing: build it with `make -C bpf`")
+        pins.ensure_bpffs()
+        pins.MAP_DIR.mkdir(parents=True, exist_ok=True)
+        pins.LINK_DIR.mkdir(parents=True, exist_ok=True)
+        obj = BpfObject(str(OBJECT_PATH))
+        try:
+            wanted = PROGRAMS[mechanism]
+            for name, prog in obj.programs.items():
+                prog.set_autoload(name in wanted)
+            for name in MAP_NAMES:
+                obj.maps[name].set_pin_path(str(pins.MAP_DIR / name))
+            obj.load()
+            links = {name: obj.programs[name].attach() for name in wanted}
+            _swap_link_pins(links)
+        except BaseException:
+            obj.close()
+            raise
+        return cls(obj, links, mechanism)
+
+    def current_gen(self) -> int:
+        return read_state(self.maps)[0]
+
+    def config(self) -> abi.sn_config:
+        return read_state(self.maps)[1]
+
+    def counters(self) -> dict[str, int]:
+        return read_counters(self.maps)
+
+    def apply(self, build: Callable[[int], EncodedRuleSet]) -> EncodedRuleSet:
+        """Write a new rule set into the idle generation, then switch to it.
+
+        BUILD(gen) encodes the rule set for generation GEN. Until the one store
+        to sn_state the old generation is in force; after it, the new one.
+        On failure the idle generation is cleared and the old one stays.
+        """
+        old = self.current_gen()
+        new = old ^ 1
+        self._clear_gen(new)
+        encoded = build(new)
+        try:
+            for key, value in encoded.files.items():
+                self.maps["sn_files"].update(key, value)
+            for key, value in encoded.rule_refs.items():
+                self.maps["sn_rule_refs"].update(key, value)
+            self.maps["sn_config"].update(_u32(new), encoded.config)
+        except KernelError:
+            self._clear_gen(new)
+            raise
+        self.maps["sn_state"].update(_u32(0), bytes(abi.sn_state(gen=new)))
+        self._clear_gen(old)
+        return encoded
+
+    def _clear_gen(self, gen: int) -> None:
+        self.maps["sn_config"].update(_u32(gen), bytes(abi.sn_config()))
+        gen_offset = abi.sn_file_key.gen.offset
+        for name, offset in (("sn_files", gen_offset), ("sn_rule_refs", gen_offset)):
+            stale = [k for k in self.maps[name].keys() if k[offset] == gen]
+            for key in stale:
+                self.maps[name].delete(key)
+
+    def ring_buffer(self, callback: Callable[[bytes], None]) -> RingBuffer:
+        return RingBuffer(self.maps["sn_events"], callback)
+
+    def close(self) -> None:
+        """Release our handles. Pinned links and maps keep enforcing."""
+        for link in self.links.values():
+            link.close()
+        self._obj.close()
+
+
+def _swap_link_pins(links: dict[str, Link]) -> None:
+    """Pin the new links, then detach and unpin every older one.
+
+    bpffs has no rename on the kernels we target (6.1 answers EPERM), so each
+    pin gets a fresh name `<prog>@<ns>`: the new pin exists before the old one
+    goes, and while both programs run over the same maps enforcement never
+    lapses, even if the daemon dies half-way.
+    """
+    stamp = time.time_ns()
+    keep = set()
+    for name, link in links.items():
+        path = pins.LINK_DIR / f"{name}@{stamp}"
+        link.pin(str(path))
+        keep.add(path)
+    for path in pins.pinned_links():
+        if path not in keep:  # the previous daemon's, another mechanism's, an older build's
+            stale = Link.open_pinned(str(path))
+            stale.detach()
+            stale.close()
+            path.unlink()
+
+
+def unload_all() -> list[str]:
+    """Detach every pinned link and remove every pin. Returns what was removed."""
+    removed: list[str] = []
+    for path in pins.pinned_links():
+        try:
+            link = Link.open_pinned(str(path))
+            link.detach()
+            link.close()
+        except KernelError:
+            pass  # already detached; the pin still goes
+        path.unlink()
+        removed.append(str(path))
+    if pins.MAP_DIR.is_dir():
+        for path in sorted(pins.MAP_DIR.iterdir()):
+            path.unlink()
+            removed.append(str(path))
+    for d in (pins.MAP_DIR, pins.LINK_DIR, pins.PIN_ROOT):
+        if d.is_dir():
+            d.rmdir()
+    return removed
