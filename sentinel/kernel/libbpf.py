@@ -106,7 +106,6 @@ def lib() -> ctypes.CDLL:
     p("bpf_link__pin", _c_int, _c_void_p, _c_char_p)
     p("bpf_link__fd", _c_int, _c_void_p)
     p("bpf_link__destroy", _c_int, _c_void_p)
-    p("bpf_link__disconnect", None, _c_void_p)
     p("bpf_link__open", _c_void_p, _c_char_p)
     p("bpf_link__detach", _c_int, _c_void_p)
     p("bpf_map_update_elem", _c_int, _c_int, _c_void_p, _c_void_p, ctypes.c_uint64)
@@ -162,6 +161,15 @@ def possible_cpus() -> int:
     return int(_check("count possible CPUs", lib().libbpf_num_possible_cpus()))
 
 
+# BPF_MAP_TYPE_PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
+PERCPU_MAP_TYPES = frozenset({5, 6, 10, 21})
+
+
+def percpu_value_size(value_size: int) -> int:
+    """Bytes of a per-CPU map value as user space sees it."""
+    return ((value_size + 7) // 8) * 8 * possible_cpus()
+
+
 class Map:
     """A BPF map of an opened or loaded object, or a pinned one by fd.
 
@@ -179,7 +187,11 @@ class Map:
     def from_object(cls, ptr: int) -> Map:
         L = lib()
         name = (L.bpf_map__name(ptr) or b"").decode()
-        return cls(name, L.bpf_map__key_size(ptr), L.bpf_map__value_size(ptr), ptr=ptr)
+        value_size = L.bpf_map__value_size(ptr)
+        if L.bpf_map__type(ptr) in PERCPU_MAP_TYPES:
+            # User space reads and writes one 8-byte-aligned value per possible CPU.
+            value_size = percpu_value_size(value_size)
+        return cls(name, L.bpf_map__key_size(ptr), value_size, ptr=ptr)
 
     @property
     def fd(self) -> int:
@@ -293,9 +305,13 @@ class Link:
         _check(f"detach link {self.name}", lib().bpf_link__detach(self._ptr))
 
     def close(self) -> None:
-        """Release our handle; the attachment lives on while it is pinned."""
+        """Release our handle; the attachment lives on while it is pinned.
+
+        For fd-based links libbpf's destroy only closes the fd, which is what
+        we want. (bpf_link__disconnect would skip that close and leak the fd,
+        keeping the program attached for as long as this process lives.)
+        """
         if self._ptr is not None:
-            lib().bpf_link__disconnect(self._ptr)
             lib().bpf_link__destroy(self._ptr)
             self._ptr = None
 

@@ -6,9 +6,11 @@ that makes a new rule set take effect all at once.
 from __future__ import annotations
 
 import ctypes
+import errno
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sentinel.bpf import OBJECT_PATH
 from sentinel.errors import KernelError, NotSupported
@@ -192,23 +194,35 @@ def _swap_link_pins(links: dict[str, Link]) -> None:
         keep.add(path)
     for path in pins.pinned_links():
         if path not in keep:  # the previous daemon's, another mechanism's, an older build's
-            stale = Link.open_pinned(str(path))
-            stale.detach()
-            stale.close()
-            path.unlink()
+            _retire_link(path)
+
+
+def _retire_link(path: Path) -> None:
+    """Detach the link pinned at PATH and remove the pin.
+
+    Tracing and LSM links on 6.1 refuse BPF_LINK_DETACH (EOPNOTSUPP); for them
+    removing the pin drops the last reference (the daemon that made it has
+    exited or been stopped), which detaches the program.
+    """
+    try:
+        link = Link.open_pinned(str(path))
+    except KernelError:
+        link = None
+    if link is not None:
+        try:
+            link.detach()
+        except KernelError as exc:
+            if exc.errno != errno.EOPNOTSUPP:
+                raise
+        link.close()
+    path.unlink()
 
 
 def unload_all() -> list[str]:
     """Detach every pinned link and remove every pin. Returns what was removed."""
     removed: list[str] = []
     for path in pins.pinned_links():
-        try:
-            link = Link.open_pinned(str(path))
-            link.detach()
-            link.close()
-        except KernelError:
-            pass  # already detached; the pin still goes
-        path.unlink()
+        _retire_link(path)
         removed.append(str(path))
     if pins.MAP_DIR.is_dir():
         for path in sorted(pins.MAP_DIR.iterdir()):
