@@ -219,3 +219,33 @@ def evaluate_connect(
             if selector_applies(p.selector, proc)
         ],
     )
+
+
+def parse_endpoint(text: str) -> tuple[IPAddress, int, ir.Protocol]:
+    """Parse "ADDR:PORT[/tcp|/udp]", IPv6 as "[ADDR]:PORT"; protocol defaults to tcp.
+
+    Raises:
+        ValueError: with a message naming what is wrong.
+    """
+    rest, _, proto = text.partition("/")
+    protocol = ir.Protocol.TCP
+    if proto:
+        if proto.lower() not in ("tcp", "udp"):
+            raise ValueError(f"{text!r}: protocol must be tcp or udp, not {proto!r}")
+        protocol = ir.Protocol[proto.upper()]
+    if rest.startswith("["):
+        host, sep, port_text = rest[1:].partition("]:")
+    else:
+        host, sep, port_text = rest.rpartition(":")
+        if ":" in host:
+            raise ValueError(f"{text!r}: write IPv6 addresses as [ADDR]:PORT")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"{text!r}: expected ADDR:PORT[/tcp|/udp] or [ADDR]:PORT")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"{text!r}: port {port} is out of range 0..65535")
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{text!r}: {host!r} is not an IP address") from None
+    return addr, port, protocol

@@ -12,15 +12,16 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sentinel.compiler.ir import MAX_POLICIES
 from sentinel.errors import Diagnostic, PolicyError
 from sentinel.policy.model import MATCH_KEYS, LoadedPolicy, Policy
 
+M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
 Mark = tuple[int, int]  # 1-based (line, col)
 
@@ -77,7 +78,8 @@ def _position(data: bytes, offset: int) -> Mark:
     return (line, offset - (data.rfind(b"\n", 0, offset) + 1) + 1)
 
 
-def _read_documents(file: str, diags: list[Diagnostic]) -> list[_Document]:
+def read_documents(file: str, diags: list[Diagnostic]) -> list[_Document]:
+    """Compose every YAML document of `file`; problems go to `diags`."""
     try:
         raw = Path(file).read_bytes()
     except OSError as exc:
@@ -161,9 +163,11 @@ def _diagnose(doc: _Document, error: Any) -> Diagnostic:
 def _unknown_key(doc: _Document, loc: Loc) -> str:
     key = loc[-1]
     if len(loc) >= 4 and loc[-2] == "match" and loc[-4] == "rules":
-        rule = doc.data["spec"]["rules"][loc[-3]]
+        rule: Any = doc.data
+        for part in loc[:-2]:
+            rule = rule[part]
         operation = rule.get("operation")
-        if operation in MATCH_KEYS:
+        if isinstance(operation, str) and operation in MATCH_KEYS:
             allowed = ", ".join(MATCH_KEYS[operation])
             return f"{_dotted(loc)}: '{key}' does not apply to {operation} rules (use {allowed})"
     return f"{_dotted(loc)}: unknown key '{key}'"
@@ -194,10 +198,11 @@ def _duplicate_rule_ids(doc: _Document) -> list[Diagnostic]:
     return diags
 
 
-def _validate(doc: _Document, diags: list[Diagnostic]) -> Policy | None:
-    found = _duplicate_rule_ids(doc)
+def validate_document(doc: _Document, model: type[M], diags: list[Diagnostic]) -> M | None:
+    """Validate one document as `model`; every problem goes to `diags`."""
+    found = _duplicate_rule_ids(doc) if model is Policy else []
     try:
-        policy = Policy.model_validate(doc.data)
+        policy = model.model_validate(doc.data)
     except ValidationError as exc:
         for error in exc.errors():
             # pydantic counts only the items that validated: a list whose items
@@ -237,8 +242,8 @@ def load_policies(paths: Iterable[str | os.PathLike[str]]) -> list[LoadedPolicy]
     loaded: list[LoadedPolicy] = []
     names: dict[str, LoadedPolicy] = {}
     for file in expand_paths(paths, diags):
-        for doc in _read_documents(file, diags):
-            policy = _validate(doc, diags)
+        for doc in read_documents(file, diags):
+            policy = validate_document(doc, Policy, diags)
             if policy is None:
                 continue
             item = LoadedPolicy(policy, file, *doc.start)
