@@ -120,29 +120,25 @@ def _dotted(loc: Loc) -> str:
     return text or "document"
 
 
-def _locate(doc: _Document, loc: Sequence[str | int]) -> tuple[Loc, str | int | None]:
+def _locate(doc: _Document, loc: Sequence[str | int]) -> Loc:
     """Follow a pydantic error location through the document, skipping the parts
-    pydantic adds that are not in the YAML (union tags, validator names). Returns
-    the deepest existing location and the first part that was not found."""
+    pydantic adds that are not in the YAML (union tags, validator names), and
+    return the deepest location that exists."""
     here: Loc = ()
-    missing: str | int | None = None
     for part in loc:
-        nxt = here + (part,)
-        if nxt in doc.values:
-            here = nxt
-        elif missing is None and isinstance(part, (str, int)):
-            missing = part
-    return here, missing
+        if here + (part,) in doc.values:
+            here = here + (part,)
+    return here
 
 
 def _diagnose(doc: _Document, error: Any) -> Diagnostic:
     kind: str = error["type"]
-    loc, missing = _locate(doc, error["loc"])
+    loc = _locate(doc, error["loc"])
     line, col = doc.values.get(loc, doc.start)
     where = _dotted(loc)
     message: str = error["msg"]
     if kind == "missing":
-        message = f"{where}: missing required key '{missing}'"
+        message = f"{where}: missing required key '{error['loc'][-1]}'"
     elif kind == "extra_forbidden":
         line, col = doc.keys.get(loc, (line, col))
         message = _unknown_key(doc, loc)
@@ -268,5 +264,11 @@ def load_policies(paths: Iterable[str | os.PathLike[str]]) -> list[LoadedPolicy]
                     )
                 )
     if diags:
-        raise PolicyError(diags)
+        raise PolicyError(sort_diagnostics(diags))
     return loaded
+
+
+def sort_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """Files in the order they were read, each file's problems top to bottom."""
+    order = {file: i for i, file in reversed(list(enumerate(d.file for d in diags)))}
+    return sorted(diags, key=lambda d: (order[d.file], d.line, d.col))
