@@ -92,7 +92,8 @@ class _Index:
         if hit is not None and hit[0]() is rs:
             return hit[1]
         index = cls(rs)
-        cls._cache[id(rs)] = (weakref.ref(rs, lambda _: cls._cache.pop(id(rs), None)), index)
+        key = id(rs)  # the callback must not capture rs itself, or it would never die
+        cls._cache[key] = (weakref.ref(rs, lambda _: cls._cache.pop(key, None)), index)
         return index
 
 

@@ -169,9 +169,13 @@ def _unknown_key(doc: _Document, loc: Loc) -> str:
     return f"{_dotted(loc)}: unknown key '{key}'"
 
 
-def _duplicate_rule_ids(doc: _Document) -> list[Diagnostic]:
-    """Checked on the raw data so it is reported even when other fields are wrong."""
-    spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
+def _duplicate_rule_ids(doc: _Document, root: Loc = ()) -> list[Diagnostic]:
+    """Checked on the raw data so it is reported even when other fields are
+    wrong. `root` locates the policy inside the document (rule test files)."""
+    data: Any = doc.data
+    for part in root:
+        data = data[part]
+    spec = data.get("spec") if isinstance(data, dict) else None
     rules = spec.get("rules") if isinstance(spec, dict) else None
     if not isinstance(rules, list):
         return []
@@ -182,10 +186,10 @@ def _duplicate_rule_ids(doc: _Document) -> list[Diagnostic]:
         if not isinstance(rule_id, str):
             continue
         if rule_id in seen:
-            line, col = doc.values[("spec", "rules", i, "id")]
-            first = doc.values[("spec", "rules", seen[rule_id], "id")]
+            line, col = doc.values[root + ("spec", "rules", i, "id")]
+            first = doc.values[root + ("spec", "rules", seen[rule_id], "id")]
             message = (
-                f"spec.rules[{i}].id: duplicate rule id '{rule_id}' "
+                f"{_dotted(root + ('spec', 'rules', i, 'id'))}: duplicate rule id '{rule_id}' "
                 f"(first used at line {first[0]})"
             )
             diags.append(Diagnostic(doc.file, line, col, message))
@@ -196,7 +200,13 @@ def _duplicate_rule_ids(doc: _Document) -> list[Diagnostic]:
 
 def validate_document(doc: _Document, model: type[M], diags: list[Diagnostic]) -> M | None:
     """Validate one document as `model`; every problem goes to `diags`."""
-    found = _duplicate_rule_ids(doc) if model is Policy else []
+    found = []
+    if model is Policy:
+        found = _duplicate_rule_ids(doc)
+    elif isinstance(doc.data, dict) and isinstance(doc.data.get("policies"), list):
+        # Rule test files embed policies under `policies:`.
+        for i in range(len(doc.data["policies"])):
+            found += _duplicate_rule_ids(doc, ("policies", i))
     try:
         policy = model.model_validate(doc.data)
     except ValidationError as exc:

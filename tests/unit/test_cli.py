@@ -153,3 +153,17 @@ def test_sentinel_test_invalid_file(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == 2
     assert f"{bad}:2:79: policies[0].spec.mode: Input should be 'enforce' or 'audit'" in err
     assert f"{bad}:4:5: cases[0]: a case needs exactly one of `exec`, `open`, `connect`" in err
+
+
+def test_sentinel_test_duplicate_rule_ids_inline(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "dup.yaml"
+    bad.write_text(
+        "policies:\n"
+        "  - apiVersion: sentinel/v1\n    kind: Policy\n    metadata: {name: a}\n    spec:\n      rules:\n"
+        "        - {id: r, operation: exec, action: deny, match: {paths: [/x]}}\n"
+        "        - {id: r, operation: exec, action: deny, match: {paths: [/y]}}\n"
+        "cases:\n  - {name: c, exec: /x, expect: {action: deny, policy: a, rule: r}}\n"
+    )
+    code, _, err = run(capsys, "test", str(bad))
+    assert code == 2
+    assert f"{bad}:8:16: policies[0].spec.rules[1].id: duplicate rule id 'r' (first used at line 7)" in err

@@ -163,3 +163,15 @@ def test_resolve_path_follows_symlinks_and_normalises(tmp_path: Path) -> None:
     assert resolve_path("/nonexistent-sentinel//a/./b/../c") == "/nonexistent-sentinel/a/c"
     cwd = os.getcwd()
     assert resolve_path("relative") == os.path.join(os.path.realpath(cwd), "relative")
+
+
+def test_index_cache_does_not_keep_rulesets_alive() -> None:
+    import gc
+    import weakref
+
+    rs = build_ruleset([policy("p", rule("r", "exec", "deny", paths=["/x"]))])
+    assert evaluate_exec(rs, "/x", ANY).action == "deny"
+    ref = weakref.ref(rs)
+    del rs
+    gc.collect()
+    assert ref() is None
