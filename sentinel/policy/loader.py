@@ -54,6 +54,9 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    self._error(key_node, "YAML merge keys ('<<') are not supported")
+                    continue
                 key = self.build(key_node, loc + ("<key>",))
                 if not isinstance(key, str):
                     self._error(key_node, f"mapping keys must be strings, not {key!r}")
@@ -105,7 +108,11 @@ def read_documents(file: str, diags: list[Diagnostic]) -> list[_Document]:
         problem = exc.problem or exc.context or "invalid YAML"
         diags.append(Diagnostic(file, line, col, f"YAML: {problem}"))
         return []
-    except yaml.YAMLError as exc:  # e.g. reader errors on control characters
+    except yaml.reader.ReaderError as exc:  # control characters the YAML spec forbids
+        line, col = _position(text.encode("utf-8"), len(text[: exc.position].encode("utf-8")))
+        diags.append(Diagnostic(file, line, col, f"YAML: control character U+{exc.character:04X} is not allowed"))
+        return []
+    except yaml.YAMLError as exc:
         diags.append(Diagnostic(file, 1, 1, f"YAML: {exc}"))
         return []
     if not docs:
@@ -152,6 +159,7 @@ def _diagnose(doc: _Document, error: Any) -> Diagnostic:
     else:
         if kind == "value_error":
             message = message.removeprefix("Value error, ")
+        message = message.replace("a valid tuple", "a list")  # tuples are YAML lists
         message = f"{where}: {message}"
     return Diagnostic(doc.file, line, col, message)
 

@@ -283,3 +283,19 @@ def test_empty_rules_list_and_empty_file(tmp_path: Path) -> None:
         f"{a}:6:10: spec.rules: must not be empty (omit the key to use the default)",
         f"{b}:1:1: file contains no policy document",
     ]
+
+
+def test_control_characters_and_merge_keys(tmp_path: Path) -> None:
+    a = write(tmp_path, "apiVersion: sentinel/v1\nkind: Policy\nmetadata: {name: a\x01}\n", "a.yaml")
+    b = write(tmp_path, "x: &x {c: 1}\n<<: *x\n", "b.yaml")
+    c = write(tmp_path, HEADER.replace("  rules:", "  rules: null"), "c.yaml")
+    assert errors(a, b, c) == [
+        f"{a}:3:19: YAML: control character U+0001 is not allowed",
+        f"{b}:1:1: document: missing required key 'apiVersion'",
+        f"{b}:1:1: document: missing required key 'kind'",
+        f"{b}:1:1: document: missing required key 'metadata'",
+        f"{b}:1:1: document: missing required key 'spec'",
+        f"{b}:1:1: x: unknown key 'x'",
+        f"{b}:2:1: YAML merge keys ('<<') are not supported",
+        f"{c}:6:10: spec.rules: Input should be a list",
+    ]
