@@ -1,0 +1,177 @@
+"""Reference evaluator: the kernel's lookups on a RuleSet."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import pytest
+
+from sentinel.compiler import ir
+from sentinel.compiler.build import build_ruleset
+from sentinel.compiler.evaluate import (
+    Process,
+    Verdict,
+    evaluate_connect,
+    evaluate_exec,
+    evaluate_open,
+    parse_endpoint,
+    resolve_path,
+    selector_applies,
+)
+from tests.helpers import policy, rule
+
+ANY = Process()
+
+
+def test_file_walk_exact_then_deepest_subtree_then_default() -> None:
+    rs = build_ruleset([policy(
+        "p",
+        rule("root", "open", "audit", prefixes=["/"]),
+        rule("etc", "open", "deny", prefixes=["/etc/"]),
+        rule("ssl", "open", "allow", prefixes=["/etc/ssl/"]),
+        rule("key", "open", "deny", paths=["/etc/ssl/key"]),
+        defaults={"open": "deny"},
+    )])
+    rule_of = lambda path: evaluate_open(rs, path, ["read"], ANY).rule  # noqa: E731
+    assert rule_of("/etc/ssl/key") == "key"
+    assert rule_of("/etc/ssl/key/below") == "ssl"  # exact entries do not cover children
+    assert rule_of("/etc/ssl/certs/a") == "ssl"
+    assert rule_of("/etc/passwd") == "etc"
+    assert rule_of("/etc") == "root"  # a subtree root is not below itself
+    assert rule_of("/var") == "root"
+    # "/" is below nothing: the default decides.
+    assert evaluate_open(rs, "/", ["read"], ANY) == Verdict("deny", True, True, "p", None)
+
+
+def test_verdict_fields_and_ungoverned() -> None:
+    rs = build_ruleset([policy(
+        "p", rule("r", "exec", "audit", paths=["/bin/x"]) | {"severity": "high"}, selector={"uids": [5]},
+    )])
+    assert evaluate_exec(rs, "/bin/x", Process(uid=5)) == Verdict(
+        "audit", blocked=False, alert=True, policy="p", rule="r", severity="high"
+    )
+    ungoverned = evaluate_exec(rs, "/bin/x", Process(uid=6))
+    assert ungoverned == Verdict("allow", False, False, None, None)
+    assert ungoverned.decided_by == "no policy"
+    assert evaluate_exec(rs, "/bin/y", Process(uid=5)).decided_by == "p/default"
+
+
+def test_audit_mode_reports_would_deny_and_ranks_below_deny() -> None:
+    rs = build_ruleset([
+        policy("a-dry", rule("d", "open", "deny", paths=["/f"]), mode="audit"),
+        policy("b-audit", rule("au", "open", "audit", paths=["/f", "/g"])),
+        policy("c-deny", rule("dd", "open", "deny", paths=["/g"], access=["write"])),
+    ])
+    assert evaluate_open(rs, "/f", ["read"], ANY) == Verdict("would_deny", False, True, "a-dry", "d", "medium")
+    assert evaluate_open(rs, "/g", ["read"], ANY) == Verdict("audit", False, True, "b-audit", "au", "medium")
+    assert evaluate_open(rs, "/g", ["read", "write"], ANY) == Verdict("deny", True, True, "c-deny", "dd", "medium")
+
+
+def test_ties_go_to_lowest_policy_index_then_read_slot() -> None:
+    rs = build_ruleset([
+        policy("a", rule("aw", "open", "deny", paths=["/f"], access=["write"])),
+        policy("b", rule("br", "open", "deny", paths=["/f"], access=["read"])),
+    ])
+    assert evaluate_open(rs, "/f", ["read", "write"], ANY).policy == "a"
+    rs2 = build_ruleset([policy(
+        "a",
+        rule("w", "open", "deny", paths=["/f"], access=["write"]),
+        rule("r", "open", "deny", paths=["/f"], access=["read"]),
+    )])
+    assert evaluate_open(rs2, "/f", ["write", "read"], ANY).rule == "r"
+    with pytest.raises(ValueError):
+        evaluate_open(rs2, "/f", [], ANY)
+
+
+@pytest.mark.parametrize(
+    ("sel", "proc", "applies"),
+    [
+        (ir.Selector(), Process(), True),
+        (ir.Selector(binaries=("/b",)), Process(binary="/b"), True),
+        (ir.Selector(binaries=("/b",)), Process(binary="/c"), False),
+        (ir.Selector(binaries=("/b",)), Process(binary=None), False),
+        (ir.Selector(not_binaries=("/b",)), Process(binary="/b"), False),
+        (ir.Selector(not_binaries=("/b",)), Process(binary=None), True),
+        (ir.Selector(uids=(ir.UidRange(10, 20),)), Process(uid=10), True),
+        (ir.Selector(uids=(ir.UidRange(10, 20),)), Process(uid=20), True),
+        (ir.Selector(uids=(ir.UidRange(10, 20),)), Process(uid=21), False),
+        (ir.Selector(uids=(ir.UidRange(10, 20),)), Process(uid=9), False),
+        (ir.Selector(cgroups=("/a/b",)), Process(cgroup="/a/b"), True),
+        (ir.Selector(cgroups=("/a/b",)), Process(cgroup="/a/b/c"), True),
+        (ir.Selector(cgroups=("/a/b",)), Process(cgroup="/a/bc"), False),
+        (ir.Selector(cgroups=("/a/b",)), Process(cgroup=None), False),
+        (ir.Selector(cgroups=("/",)), Process(cgroup="/x"), True),
+        (ir.Selector(binaries=("/b",), uids=(ir.UidRange(0, 0),)), Process(binary="/b", uid=1), False),
+    ],
+)
+def test_selector(sel: ir.Selector, proc: Process, applies: bool) -> None:
+    assert selector_applies(sel, proc) is applies
+
+
+def test_connect_lpm_port_class_and_mapped() -> None:
+    rs = build_ruleset([policy(
+        "p",
+        rule("net", "connect", "deny", addresses=["203.0.113.0/24"]),
+        rule("host", "connect", "allow", addresses=["203.0.113.7"], ports=["1000-2000"]),
+        rule("v6", "connect", "audit", addresses=["2001:db8::/32"], protocols=["udp"]),
+        defaults={"connect": "audit"},
+    )])
+    rule_of = lambda a, port, proto="tcp": evaluate_connect(rs, a, port, proto, ANY).rule  # noqa: E731
+    assert rule_of("203.0.113.7", 1000) == "host"
+    assert rule_of("203.0.113.7", 2000) == "host"
+    assert rule_of("203.0.113.7", 2001) == "net"
+    assert rule_of("203.0.113.7", 999) == "net"
+    assert rule_of("::ffff:203.0.113.7", 1500) == "host"
+    assert rule_of("198.51.100.1", 1500) is None
+    assert rule_of("2001:db8::1", 53, "udp") == "v6"
+    assert rule_of("2001:db8::1", 53, "tcp") is None
+    assert evaluate_connect(rs, ipaddress.ip_address("203.0.113.1"), 0, ir.Protocol.UDP, ANY).rule == "net"
+    with pytest.raises(ValueError):
+        evaluate_connect(rs, "203.0.113.1", 65536, "tcp", ANY)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:22", ("127.0.0.1", 22, ir.Protocol.TCP)),
+        ("127.0.0.1:53/udp", ("127.0.0.1", 53, ir.Protocol.UDP)),
+        ("[::1]:443/tcp", ("::1", 443, ir.Protocol.TCP)),
+        ("[::ffff:127.0.0.1]:0", ("::ffff:7f00:1", 0, ir.Protocol.TCP)),
+    ],
+)
+def test_parse_endpoint(text: str, expected: tuple[str, int, ir.Protocol]) -> None:
+    addr, port, proto = parse_endpoint(text)
+    assert (str(addr), port, proto) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["127.0.0.1", "::1:22", "[::1]22", "127.0.0.1:http", "127.0.0.1:70000", "1.2.3.4:1/icmp", "host:22"]
+)
+def test_parse_endpoint_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_endpoint(text)
+
+
+def test_resolve_path_follows_symlinks_and_normalises(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.write_text("x")
+    (tmp_path / "link").symlink_to(real)
+    assert resolve_path(str(tmp_path / "link")) == str(real.resolve())
+    assert resolve_path(str(tmp_path / "missing" / ".." / "real")) == str(real.resolve())
+    assert resolve_path("/nonexistent-sentinel//a/./b/../c") == "/nonexistent-sentinel/a/c"
+    cwd = os.getcwd()
+    assert resolve_path("relative") == os.path.join(os.path.realpath(cwd), "relative")
+
+
+def test_index_cache_does_not_keep_rulesets_alive() -> None:
+    import gc
+    import weakref
+
+    rs = build_ruleset([policy("p", rule("r", "exec", "deny", paths=["/x"]))])
+    assert evaluate_exec(rs, "/x", ANY).action == "deny"
+    ref = weakref.ref(rs)
+    del rs
+    gc.collect()
+    assert ref() is None
