@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 # Limits shared with bpf/sentinel.h (checked there by tests/abi).
-MAX_POLICIES = 64  # per-policy verdicts are bit masks in a __u64
+# Per-policy verdicts are bits of a __u64; bit 63 is the daemon's self-check canary.
+MAX_POLICIES = 63
 NO_RULE = 0xFFFF  # rule index meaning "the policy's default decided"
 
 

@@ -174,8 +174,8 @@ def test_net_entry_limit_per_family(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_too_many_policies_and_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(PolicyError, match="65 policies; at most 64"):
-        build_ruleset([policy(f"p{i}") for i in range(65)])
+    with pytest.raises(PolicyError, match="64 policies; at most 63"):
+        build_ruleset([policy(f"p{i}") for i in range(64)])
     monkeypatch.setattr(limits, "MAX_RULES_PER_POLICY", 2)
     with pytest.raises(PolicyError, match="has 2 rules; at most 1"):
         build_ruleset([policy("p", rule("a", "exec", "deny", paths=["/a"]), rule("b", "exec", "deny", paths=["/b"]))])

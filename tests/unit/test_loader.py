@@ -269,11 +269,11 @@ def test_missing_file_and_empty_directory(tmp_path: Path) -> None:
 
 
 def test_multi_document_file_and_policy_limit(tmp_path: Path) -> None:
-    docs = [HEADER.replace("name: p", f"name: p{i}").replace("  rules:", "  mode: audit") for i in range(65)]
+    docs = [HEADER.replace("name: p", f"name: p{i}").replace("  rules:", "  mode: audit") for i in range(64)]
     file = write(tmp_path, "---\n".join(docs))
     [found] = errors(file)
-    assert found == f"{file}:{64 * 7 + 1}:1: too many policies: at most 64 can be loaded at once"
-    assert len(load_policies([write(tmp_path, "---\n".join(docs[:64]), "ok.yaml")])) == 64
+    assert found == f"{file}:{63 * 7 + 1}:1: too many policies: at most 63 can be loaded at once"
+    assert len(load_policies([write(tmp_path, "---\n".join(docs[:63]), "ok.yaml")])) == 63
 
 
 def test_empty_rules_list_and_empty_file(tmp_path: Path) -> None:
