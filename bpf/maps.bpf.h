@@ -55,4 +55,8 @@ struct {
 	__uint(max_entries, SN_RINGBUF_BYTES);
 } sn_events SEC(".maps") __weak;
 
+/* Ring-buffer records are only ever pointers in the programs; this keeps
+ * struct sn_event in the object's BTF so tests/abi can check its layout. */
+struct sn_event *sn_event_btf __weak __attribute__((unused));
+
 #endif /* SENTINEL_MAPS_BPF_H */

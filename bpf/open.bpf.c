@@ -109,6 +109,7 @@ static __always_inline int sn_decide_open(struct file *file)
 	if (bpf_d_path(&file->f_path, e->path, sizeof(e->path)) < 0)
 		e->path[0] = 0;
 	e->exe[0] = 0;
+	e->_tail = 0;
 	bpf_ringbuf_submit(e, 0);
 	return v.blocked ? -EPERM : 0;
 }

@@ -137,6 +137,7 @@ struct sn_event {
 	char comm[SN_COMM_LEN];
 	char path[SN_PATH_LEN];  /* the object's path (d_path), "" if unknown */
 	char exe[SN_PATH_LEN];   /* the process's executable (d_path), "" if unknown */
+	__u32 _tail;             /* explicit: the struct is 8-byte aligned */
 };
 
 #endif /* SENTINEL_H */

@@ -129,6 +129,7 @@ class sn_event(ctypes.Structure):
         ("comm", ctypes.c_char * COMM_LEN),
         ("path", ctypes.c_char * PATH_LEN),
         ("exe", ctypes.c_char * PATH_LEN),
+        ("_tail", u32),
     ]
 
 

@@ -1,0 +1,109 @@
+"""Fixtures for kernel scenarios: a tmpfs to put protected files on, the real
+`sentinel` command as a subprocess, and a clean kernel after every test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BPFTOOL = "bpftool"
+
+
+def sentinel(*args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sentinel.cli", *args],
+        capture_output=True, text=True, timeout=timeout, check=check, cwd=REPO,
+    )
+
+
+def bpftool_json(*args: str) -> Any:
+    out = subprocess.run([BPFTOOL, "-j", *args], capture_output=True, text=True, check=True).stdout
+    return json.loads(out or "[]")
+
+
+def sentinel_kernel_objects() -> dict[str, list[str]]:
+    """Programs, maps and links of sentinel's in the kernel, by bpftool."""
+    progs = [p.get("name", "") for p in bpftool_json("prog", "show")]
+    maps = [m.get("name", "") for m in bpftool_json("map", "show")]
+    return {
+        "progs": [p for p in progs if p.startswith(("lsm_", "fmodret_"))],
+        "maps": [m for m in maps if m.startswith("sn_")],
+    }
+
+
+@pytest.fixture
+def tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh tmpfs: the guest's root is 9p and /etc an overlay, and identities
+    on tmpfs are what both stat() and the kernel hooks see."""
+    path = Path("/run/sentinel-test") / str(time.monotonic_ns())
+    path.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(path)], check=True)
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture(autouse=True)
+def clean_kernel() -> Iterator[None]:
+    """Every scenario starts and ends with nothing of sentinel's loaded."""
+    sentinel("unload")
+    yield
+    sentinel("unload")
+
+
+class Daemon:
+    def __init__(self, proc: subprocess.Popen[str], events: Path) -> None:
+        self.proc = proc
+        self.events_path = events
+
+    def events(self, kind: str | None = "alert") -> list[dict[str, Any]]:
+        if not self.events_path.exists():
+            return []
+        lines = self.events_path.read_text().splitlines()
+        out = [json.loads(line) for line in lines if line.strip()]
+        return [e for e in out if kind is None or e["event"]["kind"] == kind]
+
+    def wait_events(self, n: int, kind: str = "alert", timeout: float = 30) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(kind)
+            if len(found) >= n:
+                return found
+            time.sleep(0.2)
+        return self.events(kind)
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err
+
+
+def start_daemon(policy: Path, events: Path, *extra: str, timeout: float = 120) -> Daemon:
+    """`sentinel run` in the background, returned once `status` says enforcing."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sentinel.cli", "run", "--policy", str(policy), "--output", f"jsonl:{events}", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"daemon exited {proc.returncode}:\n{out}\n{err}")
+        if sentinel("status").returncode == 0:
+            return Daemon(proc, events)
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("daemon did not report enforcement in time:\n" + proc.communicate()[1])
