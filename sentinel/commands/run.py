@@ -1,0 +1,29 @@
+"""`sentinel run`: the daemon in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_OUTPUT = "jsonl:/var/log/sentinel/events.jsonl"
+
+
+def run(args: argparse.Namespace) -> int:
+    from sentinel import log as sentinel_log
+    from sentinel.daemon import Daemon, DaemonConfig, compile_policies
+    from sentinel.output.pipeline import Pipeline
+    from sentinel.output.sinks import open_sinks
+    from sentinel.output.spec import parse_specs
+
+    # Validate everything before touching the kernel: an invalid policy or
+    # output spec exits 2 with nothing loaded.
+    specs = parse_specs(args.output or [DEFAULT_OUTPUT])
+    compile_policies(args.policy, args.mode)
+    logger = sentinel_log.setup(policy_paths=args.policy, mode=args.mode or "per-policy")
+    pipeline = Pipeline(open_sinks([s.text for s in specs]), args.format)
+    daemon = Daemon(DaemonConfig(args.policy, args.mode, pipeline), logger)
+    try:
+        daemon.start()
+    except BaseException:
+        pipeline.close(timeout=2.0)
+        raise
+    return daemon.serve()

@@ -1,0 +1,75 @@
+"""`sentinel status`: exit 0 only when policies are loaded in the kernel and
+the self-check passed; 3 when nothing is loaded. Imports stay lean: no
+pydantic, no structlog."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from sentinel.errors import KernelError, NotRunning
+
+
+def daemon_pid() -> int | None:
+    from sentinel.kernel import pins
+
+    try:
+        pid = int(pins.PID_FILE.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def gather() -> dict[str, Any]:
+    """What is loaded, from the kernel's pinned maps and the daemon's status file."""
+    from sentinel.kernel import abi, pins
+    from sentinel.kernel.objects import open_pinned, read_counters, read_state
+
+    try:
+        state = open_pinned()
+    except KernelError:
+        raise NotRunning("nothing is loaded in the kernel") from None
+    try:
+        gen, cfg = read_state(state.maps)
+        counters = read_counters(state.maps)
+    finally:
+        state.close()
+    user_policies = cfg.active & ~(1 << abi.CANARY_POLICY)
+    try:
+        recorded = json.loads(pins.STATUS_FILE.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    links = [p.name for p in pins.pinned_links()]
+    return {
+        "loaded": bool(user_policies) and bool(links),
+        "policies_in_kernel": bin(user_policies).count("1"),
+        "generation": gen,
+        "links": links,
+        "mechanism": recorded.get("mechanism"),
+        "self_check": recorded.get("self_check", "unknown"),
+        "self_check_at": recorded.get("self_check_at"),
+        "policies": recorded.get("policies", []),
+        "daemon_pid": daemon_pid(),
+        "counters": counters,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    info = gather()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        names = ", ".join(p["name"] for p in info["policies"]) or "?"
+        print(f"loaded: {'yes' if info['loaded'] else 'no'} ({info['policies_in_kernel']} policies: {names})")
+        print(f"mechanism: {info['mechanism']}  links: {', '.join(info['links']) or 'none'}")
+        print(f"self-check: {info['self_check']} at {info['self_check_at']}")
+        pid = info["daemon_pid"]
+        print(f"daemon: {'running, pid ' + str(pid) if pid else 'not running (pinned enforcement stays)'}")
+        c = info["counters"]
+        print(f"decided: {c['decided']}  denied: {c['denied']}  lost events: {c['ringbuf_full']}")
+    if not info["loaded"]:
+        raise NotRunning("no policies are loaded in the kernel")
+    return 0 if info["self_check"] == "passed" else 1

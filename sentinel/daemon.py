@@ -1,0 +1,235 @@
+"""The daemon: load -> attach -> self-check -> poll -> reload on SIGHUP.
+
+Signal handlers only set flags; all work happens in the poll loop. A reload
+builds and validates the whole new rule set before touching the kernel, then
+switches generations in one store; on any failure the old set stays in force
+and a status event says why. Stopping keeps the pinned enforcement in place:
+only `sentinel unload` removes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sentinel.compiler.build import build_ruleset
+from sentinel.compiler.ir import Mode, RuleSet
+from sentinel.errors import KernelError, NotSupported, PolicyError, SentinelError
+from sentinel.events.decode import Event
+from sentinel.events.enrich import Enricher, iso_timestamp
+from sentinel.kernel import abi, pins
+from sentinel.kernel.encode import FileIdentity, encode_ruleset
+from sentinel.kernel.objects import MECH_FMOD_RET, MECH_LSM, Enforcer
+from sentinel.kernel.probe import active_lsms
+from sentinel.output.pipeline import Pipeline
+from sentinel.policy.loader import load_policies
+
+POLL_MS = 200
+
+
+@dataclass
+class DaemonConfig:
+    policy_paths: list[str]
+    mode: str | None  # "enforce" | "audit" | None: each policy's own mode
+    pipeline: Pipeline
+
+
+def compile_policies(paths: list[str], mode: str | None) -> RuleSet:
+    """Load and compile; raises PolicyError with every diagnostic."""
+    override = {"enforce": Mode.ENFORCE, "audit": Mode.AUDIT}.get(mode or "")
+    return build_ruleset(load_policies(paths), override)
+
+
+def choose_mechanism() -> str:
+    """BPF-LSM where `bpf` is an active LSM; else the fmod_ret fallback.
+    Whether it really loads and denies is proven by load and the self-check."""
+    lsms = active_lsms() or []
+    return MECH_LSM if "bpf" in lsms else MECH_FMOD_RET
+
+
+@dataclass
+class Daemon:
+    config: DaemonConfig
+    log: Any
+    enforcer: Enforcer | None = None
+    ruleset: RuleSet | None = None
+    seq: int = 0
+    lost_seen: int = 0
+    _reload_requested: bool = False
+    _stop_requested: bool = False
+    _canary_seen: int = 0
+    _enricher: Enricher = field(default_factory=Enricher)
+    _unresolved: list[str] = field(default_factory=list)
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> None:
+        """Compile, load, switch in and self-check. Raises SentinelError with
+        nothing left half-applied when the policies are invalid."""
+        ruleset = compile_policies(self.config.policy_paths, self.config.mode)
+        mechanism = choose_mechanism()
+        try:
+            self.enforcer = Enforcer.load(mechanism)
+        except KernelError as exc:
+            raise NotSupported(
+                f"cannot enforce on this kernel ({os.uname().release}): loading the {mechanism} programs failed: "
+                f"{str(exc).splitlines()[0]}. Run `sentinel doctor` for details."
+            ) from exc
+        self.lost_seen = self.enforcer.counters()["ringbuf_full"]
+        self._ring = self.enforcer.ring_buffer(self._on_record)
+        self._switch_to(ruleset)
+        self._write_pid()
+        self._emit_status("started", f"enforcing {len(ruleset.policies)} policies through {mechanism}")
+        self.log.info(
+            "started",
+            mechanism=mechanism,
+            policies=[p.name for p in ruleset.policies],
+            unresolved_paths=self._unresolved,
+        )
+
+    def _switch_to(self, ruleset: RuleSet) -> None:
+        """Apply RULESET as the next generation and prove denial happens."""
+        assert self.enforcer is not None
+        pins.RUN_DIR.mkdir(parents=True, exist_ok=True)
+        pins.CANARY_FILE.write_text("sentinel self-check canary\n")
+        canary = FileIdentity.from_path(str(pins.CANARY_FILE))
+        encoded = self.enforcer.apply(lambda gen: encode_ruleset(ruleset, gen, canary, os.getpid()))
+        self._enricher.rulesets[encoded.gen] = ruleset
+        self.ruleset = ruleset
+        self._unresolved = encoded.unresolved
+        self._self_check()
+        self._write_status(encoded.gen)
+
+    def _self_check(self) -> None:
+        """Open the canary, which only this process is denied: a successful
+        attach is no proof that the hook runs, an EPERM is."""
+        try:
+            with open(pins.CANARY_FILE, "rb"):
+                pass
+        except PermissionError:
+            return
+        raise KernelError(
+            "self-check failed: the canary open was not denied, so this kernel is not enforcing "
+            f"(mechanism {self.enforcer.mechanism if self.enforcer else '?'})"
+        )
+
+    def request_reload(self, *_: Any) -> None:
+        self._reload_requested = True
+
+    def request_stop(self, *_: Any) -> None:
+        self._stop_requested = True
+
+    def reload(self) -> None:
+        try:
+            ruleset = compile_policies(self.config.policy_paths, self.config.mode)
+            self._switch_to(ruleset)
+        except (PolicyError, SentinelError) as exc:
+            self.log.error("reload rejected; previous policies stay enforced", reason=str(exc))
+            self._emit_status("reload_rejected", str(exc))
+            return
+        self.log.info("reloaded", policies=[p.name for p in ruleset.policies], unresolved_paths=self._unresolved)
+        self._emit_status("reloaded", f"enforcing {len(ruleset.policies)} policies")
+
+    def serve(self) -> int:
+        """The poll loop, until SIGTERM/SIGINT."""
+        signal.signal(signal.SIGHUP, self.request_reload)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        while not self._stop_requested:
+            self._ring.poll(POLL_MS)
+            self._report_lost()
+            if self._reload_requested:
+                self._reload_requested = False
+                self.reload()
+        self.stop()
+        return 0
+
+    def stop(self) -> None:
+        self._ring.consume()
+        self._report_lost()
+        self._emit_status("stopped", "daemon stopped; pinned enforcement stays until `sentinel unload`")
+        self.log.info("stopped", pipeline=self.config.pipeline.stats())
+        self.config.pipeline.close()
+        self._ring.close()
+        if self.enforcer is not None:
+            self.enforcer.close()
+        try:
+            if pins.PID_FILE.read_text().strip() == str(os.getpid()):
+                pins.PID_FILE.unlink()
+        except OSError:
+            pass
+
+    # -- events ----------------------------------------------------------
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def _emit(self, native: dict[str, Any]) -> None:
+        native["event"]["seq"] = self._next_seq()
+        self.config.pipeline.emit(native)
+
+    def _on_record(self, raw: bytes) -> None:
+        try:
+            ev = Event.from_bytes(raw)
+        except ValueError as exc:
+            self.log.error("undecodable ring buffer record", reason=str(exc))
+            return
+        if ev.kind == abi.SnEventKind.CANARY:
+            self._canary_seen += 1
+            return
+        self._emit(self._enricher(ev))
+
+    def _report_lost(self) -> None:
+        assert self.enforcer is not None
+        total = self.enforcer.counters()["ringbuf_full"]
+        if total > self.lost_seen:
+            self._emit(
+                {
+                    "@timestamp": iso_timestamp(time.time()),
+                    "event": {"kind": "lost"},
+                    "lost": {"count": total - self.lost_seen},
+                    "host": {"hostname": socket.gethostname()},
+                }
+            )
+            self.lost_seen = total
+
+    def _emit_status(self, state: str, message: str) -> None:
+        self._emit(
+            {
+                "@timestamp": iso_timestamp(time.time()),
+                "event": {"kind": "status"},
+                "status": {
+                    "state": state,
+                    "message": message,
+                    "mechanism": self.enforcer.mechanism if self.enforcer else None,
+                    "policies": [p.name for p in self.ruleset.policies] if self.ruleset else [],
+                },
+                "host": {"hostname": socket.gethostname()},
+            }
+        )
+
+    # -- runtime files ---------------------------------------------------
+    def _write_pid(self) -> None:
+        pins.PID_FILE.write_text(f"{os.getpid()}\n")
+
+    def _write_status(self, gen: int) -> None:
+        assert self.enforcer is not None and self.ruleset is not None
+        status = {
+            "pid": os.getpid(),
+            "mechanism": self.enforcer.mechanism,
+            "generation": gen,
+            "self_check": "passed",
+            "self_check_at": iso_timestamp(time.time()),
+            "policies": [{"name": p.name, "mode": "audit" if p.mode == Mode.AUDIT else "enforce"} for p in self.ruleset.policies],
+            "policy_paths": self.config.policy_paths,
+            "unresolved_paths": self._unresolved,
+        }
+        tmp = Path(str(pins.STATUS_FILE) + ".tmp")
+        tmp.write_text(json.dumps(status, indent=2) + "\n")
+        os.replace(tmp, pins.STATUS_FILE)
