@@ -152,10 +152,13 @@ class JsonlWriter:
         if self.keep == 0:
             os.unlink(self.path)
         else:
-            for n in range(self.keep - 1, 0, -1):
-                src = f"{self.path}.{n}"
-                if os.path.exists(src):
-                    os.replace(src, f"{self.path}.{n + 1}")
+            # Shift only the contiguous run PATH.1..PATH.k: cost is the number
+            # of files kept, not `keep`, and a gap absorbs the shift.
+            last = 0
+            while last < self.keep - 1 and os.path.exists(f"{self.path}.{last + 1}"):
+                last += 1
+            for n in range(last, 0, -1):
+                os.replace(f"{self.path}.{n}", f"{self.path}.{n + 1}")
             os.replace(self.path, f"{self.path}.1")
         self.rotations += 1
         self._ensure_open()

@@ -76,7 +76,10 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class SinkStats:
-    """Counters of one sink; `accepted == written + dropped-after-accept + queued`.
+    """Counters of one sink.
+
+    Every event offered to `emit` ends up in exactly one of written, dropped,
+    queued or in_flight, so `offered == written + dropped + queued + in_flight`.
 
     Attributes:
         accepted: events `emit` put on the queue.
@@ -84,6 +87,7 @@ class SinkStats:
             timed out, or discarded by the writer as unsendable.
         written: events the writer reported written.
         queued: events waiting now.
+        in_flight: events the thread is writing (or retrying) now.
         errors: failed write attempts (each one retried).
         reconnects: writer resets after an error.
     """
@@ -94,6 +98,7 @@ class SinkStats:
     written: int
     queued: int
     queued_bytes: int
+    in_flight: int
     errors: int
     reconnects: int
     last_error: str
@@ -131,7 +136,7 @@ class QueuedSink:
         self._wake = threading.Event()
         self._closing = False
         self._abort = threading.Event()
-        self._accepted = self._dropped = self._written = 0
+        self._accepted = self._dropped = self._written = self._in_flight = 0
         self._errors = self._reconnects = 0
         self._last_error = ""
         self._thread = threading.Thread(target=self._run, name=f"sink {name}", daemon=True)
@@ -165,6 +170,7 @@ class QueuedSink:
                 written=self._written - self.writer.discarded,
                 queued=len(self._queue),
                 queued_bytes=self._queued_bytes,
+                in_flight=self._in_flight,
                 errors=self._errors,
                 reconnects=self._reconnects,
                 last_error=self._last_error,
@@ -186,6 +192,9 @@ class QueuedSink:
             self._dropped += len(self._queue)
             self._queue.clear()
             self._queued_bytes = 0
+        # A thread in backoff wakes at once and counts its batch as dropped;
+        # one stuck in a blocking send keeps it in_flight until the send ends.
+        self._thread.join(0.2)
         return False
 
     def begin_close(self) -> None:
@@ -201,6 +210,7 @@ class QueuedSink:
             n = min(len(self._queue), _BATCH)
             batch = [self._queue.popleft() for _ in range(n)]
             self._queued_bytes -= sum(len(r.data) for r in batch)
+            self._in_flight = n
             if not self._queue:
                 self._wake.clear()
             return batch
@@ -240,9 +250,11 @@ class QueuedSink:
                 continue
             with self._lock:
                 self._written += len(batch)
+                self._in_flight = 0
             return
         with self._lock:
             self._dropped += len(batch)
+            self._in_flight = 0
 
     def _flush(self) -> None:
         try:
