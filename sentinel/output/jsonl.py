@@ -149,7 +149,9 @@ class JsonlWriter:
         if self.fsync_interval is not None:
             self._fsync()
         self._close_fd()
-        if self.keep == 0:
+        if not os.path.exists(self.path):
+            pass  # renamed away by someone else (logrotate): just start afresh
+        elif self.keep == 0:
             os.unlink(self.path)
         else:
             # Shift only the contiguous run PATH.1..PATH.k: cost is the number

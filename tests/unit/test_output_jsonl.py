@@ -92,6 +92,16 @@ def test_reopens_when_file_is_moved_away(tmp_path: Path) -> None:
     assert [json.loads(x)["i"] for x in path.read_bytes().splitlines()] == [2]
 
 
+def test_rotation_tolerates_path_renamed_away(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    writer = JsonlWriter(str(path), max_bytes=60, keep=2, reopen_check=3600)
+    writer.write([_rec(1, pad=20)])
+    os.rename(path, tmp_path / "elsewhere")
+    writer.write([_rec(2, pad=20)])  # needs a rotation while PATH is gone
+    writer.close()
+    assert [json.loads(x)["i"] for x in path.read_bytes().splitlines()] == [2]
+
+
 def test_concurrent_writers_never_split_or_lose_lines(tmp_path: Path) -> None:
     """8 threads hammer one writer directly, with rotation every ~2 KiB."""
     path = tmp_path / "e.jsonl"
