@@ -135,7 +135,8 @@ class RsyslogServer:
         if not self.out.exists():
             return []
         result = []
-        for raw in self.out.read_text(errors="replace").splitlines():
+        # rsyslog may be mid-write: only newline-terminated lines are complete.
+        for raw in self.out.read_text(errors="replace").split("\n")[:-1]:
             parts = raw.split("|", 7)
             if len(parts) == 8:
                 line = Line(parts[0], int(parts[1]), *parts[2:])

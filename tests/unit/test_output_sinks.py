@@ -80,7 +80,9 @@ def test_emit_stays_fast_and_counts_drops_against_stalled_peer(stalled_peer: int
     assert stats.accepted + stats.dropped == total
     assert stats.queued <= 500
     assert elapsed < 2.0, elapsed
-    assert slowest < 0.05, slowest  # no emit waited for the socket
+    # No emit waited for the socket: a blocked one would take the 0.3 s send
+    # timeout. (Scheduler noise on a busy host can reach tens of ms.)
+    assert slowest < 0.2, slowest
     t0 = time.perf_counter()
     sink.close(timeout=0.5)  # the kernel may absorb the queue into socket buffers
     assert time.perf_counter() - t0 < 1.5
