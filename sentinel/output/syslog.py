@@ -17,6 +17,14 @@ QueuedSink above them reconnects with capped exponential backoff and retries
 the batch, so delivery over TCP is at-least-once across a reconnect. Records
 a transport can never send (a datagram too large) are discarded and counted,
 never retried forever.
+
+Receiver notes: alerts carry whole command lines, so raise the receiver's
+message size limit (rsyslog `global(maxMessageSize="64k")`; its default is
+8k and longer messages are truncated). Over a unix socket rsyslog's imuxsock
+must parse RFC 5424 headers: `useSpecialParser="off" parseHostname="on"`
+(the tests run exactly that). systemd-journald's /dev/log only understands
+the BSD format, so on such hosts point the unix sink at rsyslog's socket or
+use UDP/TCP to a local collector.
 """
 
 from __future__ import annotations
