@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any
 
 Event = Mapping[str, Any]
@@ -90,7 +91,14 @@ def timestamp_ms(timestamp: str) -> int:
 def section(native: Event, name: str) -> Mapping[str, Any]:
     """`native[name]` as a mapping, empty when absent (lost/status events)."""
     value = native.get(name)
-    return value if isinstance(value, Mapping) else {}
+    # Exact-type check first: the ABC isinstance() was a third of the
+    # OCSF formatter's time (profiled, ~12 calls per event).
+    if type(value) is dict or isinstance(value, Mapping):
+        return value
+    return _EMPTY
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def summary(native: Event) -> str:
