@@ -55,7 +55,7 @@ def test_same_view_from_every_format() -> None:
         want = render(extract(native.format_event(event)), False)
         for fmt in (ecs.format_event, ocsf.format_event):
             got = render(extract(json.loads(json.dumps(fmt(event)))), False)
-            if event["event"]["kind"] == "alert":  # type: ignore[index]
+            if event["event"]["kind"] == "alert":
                 assert got == want
             else:
                 assert got.split()[:2] == want.split()[:2]
@@ -136,7 +136,12 @@ def test_follow_command_tails_last_lines_then_new_ones(tmp_path: Path) -> None:
         # A reader thread, so a missing line fails the test instead of hanging it.
         lines: queue.Queue[str] = queue.Queue()
         stdout = proc.stdout
-        threading.Thread(target=lambda: [lines.put(x) for x in stdout], daemon=True).start()
+
+        def pump() -> None:
+            for line in stdout:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
         later: list[str] = []
         try:
             while len(later) < 4:

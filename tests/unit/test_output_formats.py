@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_every_format_is_json_serialisable(event: dict[str, object]) -> None:
 
 # ---------------------------------------------------------------- ECS
 
-def _ecs_common(doc: dict[str, object]) -> None:
+def _ecs_common(doc: dict[str, Any]) -> None:
     assert doc["ecs"] == {"version": ecs.ECS_VERSION}
     assert ecs.ECS_VERSION.startswith("8.")
     assert doc["host"] == {"hostname": "web-1", "name": "web-1"}
@@ -126,7 +127,7 @@ def test_ecs_status(state: str, category: str, etype: str, outcome: str) -> None
 
 # ---------------------------------------------------------------- OCSF
 
-def _ocsf_common(doc: dict[str, object], class_uid: int, activity_id: int,
+def _ocsf_common(doc: dict[str, Any], class_uid: int, activity_id: int,
                  category_uid: int) -> None:
     assert doc["class_uid"] == class_uid
     assert doc["activity_id"] == activity_id

@@ -132,7 +132,7 @@ def test_dead_peer_backs_off_and_close_is_prompt() -> None:
 
 def test_stdout_writer_and_pipeline_counts() -> None:
     stream = io.BytesIO()
-    sink = QueuedSink("stdout", StdoutWriter(stream))  # type: ignore[arg-type]
+    sink = QueuedSink("stdout", StdoutWriter(stream))
     pipeline = Pipeline([sink], "native")
     for event in samples.all_events():
         assert pipeline.emit(event)
@@ -148,7 +148,7 @@ def test_stdout_writer_and_pipeline_counts() -> None:
 
 def test_pipeline_uses_injected_encoder() -> None:
     stream = io.BytesIO()
-    sink = QueuedSink("stdout", StdoutWriter(stream))  # type: ignore[arg-type]
+    sink = QueuedSink("stdout", StdoutWriter(stream))
     calls: list[object] = []
 
     def encoder(obj: object) -> str:
