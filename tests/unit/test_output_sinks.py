@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import socket
 import time
@@ -183,3 +184,48 @@ def test_open_sink_names_by_spec(tmp_path: object) -> None:
     sink = open_sink("syslog:udp://127.0.0.1:9")
     assert sink.name == "syslog:udp://127.0.0.1:9"
     assert sink.close(1.0)
+
+
+def test_udp_oversized_datagram_is_discarded_not_retried() -> None:
+    from sentinel.output.syslog import UdpTransport
+
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(2)
+    transport = UdpTransport("127.0.0.1", receiver.getsockname()[1])
+    sink = QueuedSink("udp", SyslogWriter(transport))
+    sink.emit(_rec(70_000))  # beyond the 65507-byte UDP payload limit
+    sink.emit(_rec(10))
+    assert sink.close(5.0)
+    data = receiver.recv(65535)
+    receiver.close()
+    assert data.endswith(b'{"x":"' + b"a" * 10 + b'"}')
+    stats = sink.stats()
+    assert (stats.written, stats.dropped, stats.errors) == (1, 1, 0)
+
+
+def test_unix_sink_reconnects_when_the_receiver_socket_is_recreated(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = str(Path(str(tmp_path)) / "log.sock")
+
+    def receiver() -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.bind(path)
+        s.settimeout(5)
+        return s
+
+    first = receiver()
+    sink = open_sink(f"syslog:unix:{path}", backoff_initial=0.02, backoff_max=0.1)
+    sink.emit(_rec(1))
+    assert first.recv(4096).endswith(b'"a"}')
+    first.close()
+    os.unlink(path)  # the syslog daemon restarts: its socket goes away...
+    sink.emit(_rec(2))
+    time.sleep(0.2)
+    assert sink.stats().errors >= 1
+    second = receiver()  # ...and comes back at the same path
+    assert second.recv(4096).endswith(b'"aa"}')
+    second.close()
+    assert sink.close(2.0)
+    assert sink.stats().written == 2 and sink.stats().dropped == 0
