@@ -27,6 +27,7 @@ _COMMANDS = {
     "status": "status",
     "doctor": "doctor",
     "unload": "unload",
+    "events": "events",
 }
 
 
@@ -70,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="report what this kernel can do")
     sub.add_parser("unload", help="remove everything sentinel left in the kernel")
+
+    p = sub.add_parser("events", help="show alerts from the JSONL event file")
+    p.add_argument("path", nargs="?", default="/var/log/sentinel/events.jsonl", metavar="PATH")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing, across rotation")
+    p.add_argument("--rule", metavar="ID", help="only alerts from this rule")
+    p.add_argument("--action", choices=["deny", "would_deny", "audit"])
+    p.add_argument("--color", "--colour", dest="color", action="store_true",
+                   help="colour even when stdout is not a terminal")
     return parser
 
 
