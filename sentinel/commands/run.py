@@ -11,7 +11,7 @@ def run(args: argparse.Namespace) -> int:
     from sentinel import log as sentinel_log
     from sentinel.daemon import Daemon, DaemonConfig, compile_policies
     from sentinel.output.pipeline import Pipeline
-    from sentinel.output.sinks import open_sinks
+    from sentinel.output.sinks import open_sink
     from sentinel.output.spec import parse_specs
 
     # Validate everything before touching the kernel: an invalid policy or
@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     specs = parse_specs(args.output or [DEFAULT_OUTPUT])
     compile_policies(args.policy, args.mode)
     logger = sentinel_log.setup(policy_paths=args.policy, mode=args.mode or "per-policy")
-    pipeline = Pipeline(open_sinks([s.text for s in specs]), args.format)
+    pipeline = Pipeline([open_sink(s) for s in specs], args.format)
     daemon = Daemon(DaemonConfig(args.policy, args.mode, pipeline), logger)
     try:
         daemon.start()

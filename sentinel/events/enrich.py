@@ -20,7 +20,7 @@ from sentinel.kernel import abi
 
 _OPS = {abi.SnOp.EXEC: "exec", abi.SnOp.OPEN: "open", abi.SnOp.CONNECT: "connect"}
 _PROTOCOLS = {6: "tcp", 17: "udp"}
-_FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
+_FAMILIES: dict[int, str] = {int(socket.AF_INET): "ipv4", int(socket.AF_INET6): "ipv6"}
 
 
 def boot_to_wall_offset() -> float:

@@ -126,7 +126,8 @@ def lib() -> ctypes.CDLL:
 @contextmanager
 def _captured_log() -> Iterator[list[str]]:
     previous = getattr(_log_local, "lines", None)
-    _log_local.lines = lines = []
+    lines: list[str] = []
+    _log_local.lines = lines
     try:
         yield lines
     finally:
@@ -348,7 +349,7 @@ class BpfObject:
         self.programs = {p.name: p for p in self._iter(lib().bpf_object__next_program, Program)}
         self.maps = {m.name: m for m in self._iter(lib().bpf_object__next_map, Map.from_object)}
 
-    def _iter(self, step: Callable[[int, int | None], int | None], make: Callable[[int], Any]) -> Iterator[Any]:
+    def _iter(self, step: Callable[[int | None, int | None], int | None], make: Callable[[int], Any]) -> Iterator[Any]:
         cur: int | None = None
         while True:
             cur = step(self._ptr, cur)
@@ -380,7 +381,7 @@ class RingBuffer:
 
         def sample(_ctx: int | None, data: int | None, size: int) -> int:
             try:
-                callback(ctypes.string_at(data, size))
+                callback(ctypes.string_at(data or 0, size))
             except BaseException as exc:  # never unwind through C
                 self._error = exc
                 return -1
@@ -397,7 +398,7 @@ class RingBuffer:
 
     def poll(self, timeout_ms: int) -> int:
         """Wait up to TIMEOUT_MS for records and consume them; returns how many."""
-        n = lib().ring_buffer__poll(self._ptr, timeout_ms)
+        n = int(lib().ring_buffer__poll(self._ptr, timeout_ms))
         self._raise_callback_error()
         if n < 0 and -n != 4:  # EINTR: a signal arrived, the caller will look
             raise KernelError("poll ring buffer", -n)

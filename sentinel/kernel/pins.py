@@ -34,7 +34,7 @@ def is_bpffs(path: Path) -> bool:
     buf = _statfs()
     if libc.statfs(str(path).encode(), ctypes.byref(buf)) != 0:
         return False
-    return (buf.f_type & 0xFFFFFFFF) == BPF_FS_MAGIC
+    return bool((buf.f_type & 0xFFFFFFFF) == BPF_FS_MAGIC)
 
 
 def ensure_bpffs() -> None:
