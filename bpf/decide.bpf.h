@@ -142,4 +142,38 @@ static __always_inline void sn_fill_process(struct sn_event *e)
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
+/*
+ * Reserve an event for verdict V and fill what every operation shares.
+ * NULL when the ring buffer is full: counted as lost, the verdict still holds.
+ */
+static __always_inline struct sn_event *sn_event_start(const struct sn_verdict *v, __u32 op, __u16 rule, __u32 gen)
+{
+	struct sn_event *e = bpf_ringbuf_reserve(&sn_events, sizeof(*e), 0);
+
+	if (!e) {
+		sn_count(SN_CNT_RINGBUF_FULL);
+		return 0;
+	}
+	e->kind = v->policy == SN_CANARY_POLICY ? SN_EV_CANARY : SN_EV_ALERT;
+	e->op = op;
+	e->action = v->action;
+	e->blocked = v->blocked;
+	e->policy = v->policy;
+	e->rule = rule;
+	e->gen = gen;
+	e->access = 0;
+	e->dev = 0;
+	e->ino = 0;
+	e->family = 0;
+	e->protocol = 0;
+	e->dport = 0;
+	e->_tail = 0;
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	e->path[0] = 0;
+	e->exe[0] = 0;
+	sn_fill_process(e);
+	return e;
+}
+
 #endif /* SENTINEL_DECIDE_BPF_H */

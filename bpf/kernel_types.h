@@ -92,6 +92,18 @@ struct file {
 	unsigned int f_flags;
 } __attribute__((preserve_access_index));
 
+/* struct mount embeds the vfsmount a path points to (fs/mount.h). */
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	struct file *file;
+	const char *filename;
+} __attribute__((preserve_access_index));
+
 struct mm_struct {
 	struct file *exe_file;
 } __attribute__((preserve_access_index));

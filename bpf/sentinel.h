@@ -18,6 +18,7 @@
 #define SN_MAX_FILES      262144   /* sn_files entries, both generations together */
 #define SN_MAX_RULE_REFS  524288   /* sn_rule_refs entries */
 #define SN_RINGBUF_BYTES  (16 * 1024 * 1024)
+#define SN_MAX_DEPTH      64       /* directories walked above an object; past it, subtree deny rules fail closed */
 
 enum sn_slot {
 	SN_SLOT_EXEC = 0,
@@ -59,6 +60,7 @@ enum sn_counter {
 	SN_CNT_RINGBUF_FULL = 0, /* alerts that could not be reserved: lost */
 	SN_CNT_DECIDED = 1,      /* operations judged while policies were active */
 	SN_CNT_DENIED = 2,       /* operations failed with EPERM */
+	SN_CNT_DEPTH_CUT = 3,    /* path walks that hit SN_MAX_DEPTH (failed closed) */
 	SN_CNT_MAX = 8,
 };
 
@@ -101,6 +103,8 @@ struct sn_config {
 	__u64 audit_mode;                /* policies whose deny only reports */
 	__u64 default_deny[SN_SLOTS];
 	__u64 default_audit[SN_SLOTS];
+	__u64 subtree_any[SN_SLOTS];     /* policies with a subtree entry: walk only for them */
+	__u64 subtree_deny[SN_SLOTS];    /* ... with a subtree deny: they deny when the walk is cut short */
 	__u32 canary_tgid;               /* the daemon's self-check process */
 	__u32 _pad;
 };

@@ -18,6 +18,7 @@ PATH_LEN = 4096
 MAX_FILES = 262144
 MAX_RULE_REFS = 524288
 RINGBUF_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 64
 
 
 class SnSlot(IntEnum):
@@ -59,6 +60,7 @@ class SnCounter(IntEnum):
     RINGBUF_FULL = 0
     DECIDED = 1
     DENIED = 2
+    DEPTH_CUT = 3
     MAX = 8
 
 
@@ -93,6 +95,8 @@ class sn_config(ctypes.Structure):
         ("audit_mode", u64),
         ("default_deny", u64 * SLOTS),
         ("default_audit", u64 * SLOTS),
+        ("subtree_any", u64 * SLOTS),
+        ("subtree_deny", u64 * SLOTS),
         ("canary_tgid", u32),
         ("_pad", u32),
     ]

@@ -74,12 +74,6 @@ def _check_supported(rs: RuleSet) -> None:
         sel = pol.selector
         if sel.binaries or sel.not_binaries or sel.uids or sel.cgroups:
             raise NotSupported(f"policy {pol.name}: selectors are not enforced in the kernel yet")
-    kinds = {e.kind for e in rs.files}
-    if PathKind.SUBTREE in kinds:
-        raise NotSupported("prefix (subtree) rules are not enforced in the kernel yet")
-    for entry in rs.files:
-        if any(s.slot == 0 for s in entry.slots):
-            raise NotSupported("exec rules are not enforced in the kernel yet")
     if rs.nets:
         raise NotSupported("connect rules are not enforced in the kernel yet")
 
@@ -93,6 +87,8 @@ def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, ca
     _check_supported(rs)
     out = EncodedRuleSet(gen=gen)
     vals: dict[bytes, abi.sn_file_val] = {}
+    subtree_any = [0] * abi.SLOTS
+    subtree_deny = [0] * abi.SLOTS
     best: dict[tuple[bytes, int, int], Decision] = {}
 
     for entry in rs.files:
@@ -118,6 +114,10 @@ def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, ca
                     val.deny[slot] |= bit
                 elif decision.action == Action.AUDIT:
                     val.audit[slot] |= bit
+                if entry.kind == PathKind.SUBTREE:
+                    subtree_any[slot] |= bit
+                    if decision.action == Action.DENY:
+                        subtree_deny[slot] |= bit
 
     if canary is not None:
         key = bytes(file_key(canary, PathKind.EXACT, gen))
@@ -131,7 +131,11 @@ def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, ca
         ref.file = abi.sn_file_key.from_buffer_copy(key)
         out.rule_refs[bytes(ref)] = bytes(abi.sn_rule_ref(rule=decision.rule))
     out.files = {k: bytes(v) for k, v in sorted(vals.items())}
-    out.config = bytes(_config(rs, canary_tgid))
+    cfg = _config(rs, canary_tgid)
+    for slot in range(abi.SLOTS):
+        cfg.subtree_any[slot] = subtree_any[slot]
+        cfg.subtree_deny[slot] = subtree_deny[slot]
+    out.config = bytes(cfg)
     if len(out.files) * 2 > abi.MAX_FILES or len(out.rule_refs) * 2 > abi.MAX_RULE_REFS:
         raise NotSupported(
             f"{len(out.files)} file entries / {len(out.rule_refs)} rule references exceed the kernel maps' "

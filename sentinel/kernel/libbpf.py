@@ -54,7 +54,9 @@ _log_local = threading.local()
 
 
 def _on_print(level: int, fmt: bytes | None, args: int | None) -> int:
-    buf = ctypes.create_string_buffer(4096)
+    # libbpf prints a whole verifier log in one call; va_list cannot be
+    # replayed from ctypes to size the buffer, so it is generous.
+    buf = ctypes.create_string_buffer(1 << 20)
     _libc.vsnprintf(buf, len(buf), fmt, args)
     lines: list[str] | None = getattr(_log_local, "lines", None)
     if lines is not None:

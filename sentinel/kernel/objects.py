@@ -23,8 +23,8 @@ MECH_FMOD_RET = "fmod_ret"
 
 # The entry points each mechanism loads; the other mechanism's stay unloaded.
 PROGRAMS: dict[str, tuple[str, ...]] = {
-    MECH_LSM: ("lsm_file_open",),
-    MECH_FMOD_RET: ("fmodret_file_open",),
+    MECH_LSM: ("lsm_file_open", "lsm_bprm_check"),
+    MECH_FMOD_RET: ("fmodret_file_open", "fmodret_bprm_check"),
 }
 
 MAP_NAMES = ("sn_files", "sn_rule_refs", "sn_config", "sn_state", "sn_counters", "sn_events")

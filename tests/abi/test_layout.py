@@ -105,6 +105,7 @@ def test_defines_match() -> None:
         "SN_MAX_FILES": abi.MAX_FILES,
         "SN_MAX_RULE_REFS": abi.MAX_RULE_REFS,
         "SN_RINGBUF_BYTES": abi.RINGBUF_BYTES,
+        "SN_MAX_DEPTH": abi.MAX_DEPTH,
     }
     assert {k: defines.get(k) for k in expected} == expected
 

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,15 @@ class Daemon:
                 return found
             time.sleep(0.2)
         return self.events(kind)
+
+    def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 30) -> list[dict[str, Any]]:
+        """Alerts matching PRED, once at least one has arrived (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events() if pred(e)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
 
     def stop(self) -> str:
         if self.proc.poll() is None:

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Judging a file-system object: one lookup for the object itself, then one per
+ * directory above it, up to the global root, crossing mounts, for subtree
+ * rules. Used by the open and exec hooks.
+ *
+ * The hot path is mask arithmetic with no per-policy branches, and the walk
+ * runs only while an undecided policy has subtree rules for the slots asked.
+ * Which rule decided is looked up only when an alert is emitted, by a second
+ * walk for that one policy (sn_find_rule).
+ */
+#ifndef SENTINEL_FILE_BPF_H
+#define SENTINEL_FILE_BPF_H
+
+#include "decide.bpf.h"
+
+#define SN_FILE_SLOTS 3 /* exec, read, write */
+
+/* State of one walk up the tree, on the hook's stack; bpf_loop passes it to
+ * each step. Kernel pointers are kept as integers and read with CO-RE. */
+struct sn_walk {
+	struct sn_masks m[SN_FILE_SLOTS];
+	struct sn_file_key key;
+	__u64 dentry;  /* the object or directory reached so far */
+	__u64 mnt;     /* struct mount of the mount it is in */
+	__u64 root;    /* that mount's root dentry */
+	__u32 slots;   /* bits of the slots asked */
+	__u32 gen;
+	__u32 done;    /* 1: reached the global root, or nothing left to decide */
+	__u32 find_slot;    /* sn_find_rule: the slot and policy looked for */
+	__u32 find_policy;
+	__u32 found;
+};
+
+static __always_inline struct mount *sn_real_mount(__u64 vfsmnt)
+{
+	return (struct mount *)(vfsmnt - bpf_core_field_offset(struct mount, mnt));
+}
+
+static __always_inline void sn_key_of(struct sn_file_key *k, __u64 dentry_addr)
+{
+	/* A typed local: BPF_CORE_READ must relocate only kernel fields. */
+	struct dentry *dentry = (struct dentry *)dentry_addr;
+	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
+
+	k->ino = BPF_CORE_READ(inode, i_ino);
+	k->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+}
+
+static __always_inline void sn_walk_start(struct sn_walk *w, struct dentry *dentry, struct vfsmount *vfsmnt)
+{
+	w->dentry = (__u64)dentry;
+	w->mnt = (__u64)sn_real_mount((__u64)vfsmnt);
+	w->root = (__u64)BPF_CORE_READ(vfsmnt, mnt_root);
+	w->done = 0;
+}
+
+/* Move to the parent directory. Returns 0 when w->key now names a directory
+ * to look up, 1 after crossing to a parent mount (nothing to look up: the
+ * mount point is the same directory), 2 at the global root. */
+static __always_inline int sn_walk_up(struct sn_walk *w)
+{
+	if (w->dentry == w->root) {
+		struct mount *mnt = (struct mount *)w->mnt;
+		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+
+		if ((__u64)parent == w->mnt)
+			return 2;
+		w->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = (__u64)parent;
+		w->root = (__u64)BPF_CORE_READ(parent, mnt.mnt_root);
+		return 1;
+	}
+	struct dentry *cur = (struct dentry *)w->dentry;
+	__u64 up = (__u64)BPF_CORE_READ(cur, d_parent);
+
+	if (up == w->dentry)  /* the root of a file system mounted nowhere we can see */
+		return 2;
+	w->dentry = up;
+	sn_key_of(&w->key, up);
+	return 0;
+}
+
+/* Branch-free: policies decided here for each asked slot stop being undecided. */
+static __always_inline void sn_apply_entry(struct sn_walk *w, const struct sn_file_val *v)
+{
+	int slot;
+
+	for (slot = 0; slot < SN_FILE_SLOTS; slot++) {
+		__u64 asked = -(__u64)((w->slots >> slot) & 1);
+		__u64 hit = v->match[slot] & w->m[slot].undecided & asked;
+
+		w->m[slot].deny |= v->deny[slot] & hit;
+		w->m[slot].audit |= v->audit[slot] & hit;
+		w->m[slot].undecided &= ~hit;
+	}
+}
+
+static __always_inline __u64 sn_walk_wanted(const struct sn_walk *w, const struct sn_config *cfg)
+{
+	__u64 want = 0;
+	int slot;
+
+	for (slot = 0; slot < SN_FILE_SLOTS; slot++)
+		want |= cfg->subtree_any[slot] & w->m[slot].undecided & -(__u64)((w->slots >> slot) & 1);
+	return want;
+}
+
+static long sn_walk_step(__u32 i, void *ctx)
+{
+	struct sn_walk *w = ctx;
+	const struct sn_file_val *v;
+	const struct sn_config *cfg;
+	__u32 gen = w->gen;
+	int moved;
+
+	cfg = bpf_map_lookup_elem(&sn_config, &gen);
+	moved = sn_walk_up(w);
+	if (!cfg || moved == 2) {
+		w->done = 1;
+		return 1;
+	}
+	if (moved == 1)
+		return 0;
+	v = bpf_map_lookup_elem(&sn_files, &w->key);
+	if (v)
+		sn_apply_entry(w, v);
+	if (!sn_walk_wanted(w, cfg)) {
+		w->done = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Judge the object at (DENTRY, VFSMNT) for the slots in w->slots: its own
+ * entry, then subtree entries up to the global root, then defaults.
+ */
+static __always_inline void sn_judge_file(struct sn_walk *w, const struct sn_config *cfg, __u32 gen,
+					  struct dentry *dentry, struct vfsmount *vfsmnt, __u64 applicable)
+{
+	const struct sn_file_val *v;
+	int slot;
+
+	for (slot = 0; slot < SN_FILE_SLOTS; slot++)
+		w->m[slot].undecided = applicable;
+	w->gen = gen;
+	w->key.kind = SN_KIND_EXACT;
+	w->key.gen = gen;
+	sn_key_of(&w->key, (__u64)dentry);
+	v = bpf_map_lookup_elem(&sn_files, &w->key);
+	if (v)
+		sn_apply_entry(w, v);
+
+	if (sn_walk_wanted(w, cfg)) {
+		w->key.kind = SN_KIND_SUBTREE;
+		sn_walk_start(w, dentry, vfsmnt);
+		bpf_loop(SN_MAX_DEPTH, sn_walk_step, w, 0);
+		if (!w->done) {
+			/* Deeper than we walk: a subtree deny rule that might apply, denies. */
+			sn_count(SN_CNT_DEPTH_CUT);
+			for (slot = 0; slot < SN_FILE_SLOTS; slot++) {
+				__u64 cut = cfg->subtree_deny[slot] & w->m[slot].undecided;
+
+				w->m[slot].deny |= cut;
+				w->m[slot].undecided &= ~cut;
+			}
+		}
+	}
+	for (slot = 0; slot < SN_FILE_SLOTS; slot++)
+		if (w->slots & (1U << slot))
+			sn_apply_defaults(&w->m[slot], cfg, slot);
+}
+
+/* Fold the asked slots into one verdict; *slot_out is the slot in which the
+ * deciding policy had that verdict (write before read), -1 if none. */
+static __always_inline struct sn_verdict sn_fold_file(const struct sn_walk *w, const struct sn_config *cfg,
+						      int *slot_out)
+{
+	struct sn_masks all = {};
+	struct sn_verdict v;
+	int slot;
+
+	for (slot = 0; slot < SN_FILE_SLOTS; slot++) {
+		if (!(w->slots & (1U << slot)))
+			continue;
+		all.deny |= w->m[slot].deny;
+		all.audit |= w->m[slot].audit;
+	}
+	v = sn_fold(&all, cfg);
+	*slot_out = -1;
+	if (v.policy < 0)
+		return v;
+	for (slot = SN_FILE_SLOTS - 1; slot >= 0; slot--) {
+		__u64 bits = v.action == SN_ACT_AUDIT ? w->m[slot].audit & ~w->m[slot].deny : w->m[slot].deny;
+
+		if ((w->slots & (1U << slot)) && ((bits >> v.policy) & 1)) {
+			*slot_out = slot;
+			break;
+		}
+	}
+	return v;
+}
+
+static long sn_find_step(__u32 i, void *ctx)
+{
+	struct sn_walk *w = ctx;
+	const struct sn_file_val *v;
+	__u32 slot = w->find_slot;
+	int moved = sn_walk_up(w);
+
+	if (moved == 2)
+		return 1;
+	if (moved == 1)
+		return 0;
+	v = bpf_map_lookup_elem(&sn_files, &w->key);
+	if (v && slot < SN_FILE_SLOTS && ((v->match[slot] >> (w->find_policy & 63)) & 1)) {
+		w->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Alert path only: the rule of POLICY that decided SLOT for the object, found
+ * where the judging walk found it (the object's own entry, else the deepest
+ * subtree entry of that policy), or SN_NO_RULE when its default decided.
+ */
+static __always_inline __u16 sn_find_rule(struct sn_walk *w, __u32 gen, struct dentry *dentry,
+					  struct vfsmount *vfsmnt, int slot, int policy)
+{
+	const struct sn_file_val *v;
+
+	if (slot < 0 || slot >= SN_FILE_SLOTS || policy < 0)
+		return SN_NO_RULE;
+	w->key.kind = SN_KIND_EXACT;
+	w->key.gen = gen;
+	sn_key_of(&w->key, (__u64)dentry);
+	v = bpf_map_lookup_elem(&sn_files, &w->key);
+	if (v && ((v->match[slot] >> (policy & 63)) & 1))
+		return sn_rule_of(&w->key, slot, policy);
+	w->key.kind = SN_KIND_SUBTREE;
+	w->find_slot = slot;
+	w->find_policy = policy;
+	w->found = 0;
+	sn_walk_start(w, dentry, vfsmnt);
+	bpf_loop(SN_MAX_DEPTH, sn_find_step, w, 0);
+	return w->found ? sn_rule_of(&w->key, slot, policy) : SN_NO_RULE;
+}
+
+#endif /* SENTINEL_FILE_BPF_H */
