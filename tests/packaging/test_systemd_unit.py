@@ -82,6 +82,7 @@ def test_sandbox_keeps_real_file_identities() -> None:
         assert _one("Service", key) == "yes", key
     assert _one("Service", "SystemCallArchitectures") == "native"
     assert set(_one("Service", "SystemCallFilter").split()) == {"@system-service", "bpf", "perf_event_open"}
+    assert set(_one("Service", "RestrictAddressFamilies").split()) == {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}
 
 
 def test_every_setting_says_why() -> None:
