@@ -104,6 +104,55 @@ struct linux_binprm {
 	const char *filename;
 } __attribute__((preserve_access_index));
 
+typedef unsigned short sa_family_t;
+#define AF_UNSPEC 0
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define MSG_FASTOPEN 0x20000000
+
+struct sockaddr {
+	sa_family_t sa_family;
+} __attribute__((preserve_access_index));
+
+struct in_addr {
+	__be32 s_addr;
+};
+
+struct sockaddr_in {
+	sa_family_t sin_family;
+	__be16 sin_port;
+	struct in_addr sin_addr;
+};
+
+struct in6_addr {
+	__u8 s6_addr[16];
+};
+
+struct sockaddr_in6 {
+	sa_family_t sin6_family;
+	__be16 sin6_port;
+	__be32 sin6_flowinfo;
+	struct in6_addr sin6_addr;
+	__u32 sin6_scope_id;
+};
+
+struct sock {
+	__u16 sk_protocol;
+} __attribute__((preserve_access_index));
+
+struct socket {
+	short type;
+	struct sock *sk;
+} __attribute__((preserve_access_index));
+
+struct msghdr {
+	void *msg_name;
+	int msg_namelen;
+	unsigned int msg_flags;
+} __attribute__((preserve_access_index));
+
 struct mm_struct {
 	struct file *exe_file;
 } __attribute__((preserve_access_index));

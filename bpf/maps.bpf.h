@@ -27,6 +27,31 @@ struct {
 	__type(value, struct sn_rule_ref);
 } sn_rule_refs SEC(".maps") __weak;
 
+/* Connect destinations: longest prefix match per family. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SN_MAX_NETS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sn_net4_key);
+	__type(value, struct sn_net_val);
+} sn_net4 SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SN_MAX_NETS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sn_net6_key);
+	__type(value, struct sn_net_val);
+} sn_net6 SEC(".maps") __weak;
+
+/* [gen * SN_PORTS + port] -> port class of that generation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * SN_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} sn_ports SEC(".maps") __weak;
+
 /* Per-generation configuration, indexed by generation (0, 1). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -18,6 +18,8 @@
 #define SN_MAX_FILES      262144   /* sn_files entries, both generations together */
 #define SN_MAX_RULE_REFS  524288   /* sn_rule_refs entries */
 #define SN_RINGBUF_BYTES  (16 * 1024 * 1024)
+#define SN_MAX_NETS       524288   /* sn_net4 / sn_net6 entries, both generations together */
+#define SN_PORTS          65536
 #define SN_MAX_DEPTH      64       /* directories walked above an object; past it, subtree deny rules fail closed */
 
 enum sn_slot {
@@ -95,6 +97,35 @@ struct sn_rule_ref_key {
 struct sn_rule_ref {
 	__u32 rule;
 	__u32 _pad;
+};
+
+/*
+ * sn_net4 / sn_net6 keys (LPM): the prefix covers gen, protocol and port
+ * class entirely, then PREFIX bits of the address (network byte order).
+ * prefixlen = 32 + address prefix length.
+ */
+struct sn_net4_key {
+	__u32 prefixlen;
+	__u8 gen;
+	__u8 protocol;        /* IPPROTO_TCP, IPPROTO_UDP */
+	__u8 port_class[2];   /* big endian: it is part of the matched prefix */
+	__u8 addr[4];
+};
+
+struct sn_net6_key {
+	__u32 prefixlen;
+	__u8 gen;
+	__u8 protocol;
+	__u8 port_class[2];
+	__u8 addr[16];
+};
+
+/* Per policy: already the winner among its rules for every address under this prefix. */
+struct sn_net_val {
+	__u64 match;
+	__u64 deny;
+	__u64 audit;
+	__u16 rule[SN_MAX_POLICIES];
 };
 
 /* sn_config[gen]: everything about one policy generation that is not per object. */

@@ -19,6 +19,8 @@ MAX_FILES = 262144
 MAX_RULE_REFS = 524288
 RINGBUF_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
+MAX_NETS = 524288
+PORTS = 65536
 
 
 class SnSlot(IntEnum):
@@ -89,6 +91,18 @@ class sn_rule_ref(ctypes.Structure):
     _fields_ = [("rule", u32), ("_pad", u32)]
 
 
+class sn_net4_key(ctypes.Structure):
+    _fields_ = [("prefixlen", u32), ("gen", u8), ("protocol", u8), ("port_class", u8 * 2), ("addr", u8 * 4)]
+
+
+class sn_net6_key(ctypes.Structure):
+    _fields_ = [("prefixlen", u32), ("gen", u8), ("protocol", u8), ("port_class", u8 * 2), ("addr", u8 * 16)]
+
+
+class sn_net_val(ctypes.Structure):
+    _fields_ = [("match", u64), ("deny", u64), ("audit", u64), ("rule", u16 * MAX_POLICIES)]
+
+
 class sn_config(ctypes.Structure):
     _fields_ = [
         ("active", u64),
@@ -145,6 +159,9 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
         sn_file_val,
         sn_rule_ref_key,
         sn_rule_ref,
+        sn_net4_key,
+        sn_net6_key,
+        sn_net_val,
         sn_config,
         sn_state,
         sn_event,

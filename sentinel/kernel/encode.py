@@ -7,10 +7,11 @@ the stricter decision winning per policy, as the evaluator would decide.
 
 from __future__ import annotations
 
+import ctypes
 import os
 from dataclasses import dataclass, field
 
-from sentinel.compiler.ir import Action, Decision, Mode, PathKind, RuleSet
+from sentinel.compiler.ir import Action, Decision, Mode, NetEntry, PathKind, RuleSet
 from sentinel.errors import NotSupported
 from sentinel.kernel import abi
 
@@ -38,6 +39,9 @@ class EncodedRuleSet:
     gen: int
     files: dict[bytes, bytes] = field(default_factory=dict)  # sn_files
     rule_refs: dict[bytes, bytes] = field(default_factory=dict)  # sn_rule_refs
+    net4: dict[bytes, bytes] = field(default_factory=dict)  # sn_net4
+    net6: dict[bytes, bytes] = field(default_factory=dict)  # sn_net6
+    ports: bytes = b""  # this generation's half of sn_ports (port -> class), or b"" when no connect rules
     config: bytes = b""
     unresolved: list[str] = field(default_factory=list)  # paths with no object behind them
 
@@ -74,8 +78,6 @@ def _check_supported(rs: RuleSet) -> None:
         sel = pol.selector
         if sel.binaries or sel.not_binaries or sel.uids or sel.cgroups:
             raise NotSupported(f"policy {pol.name}: selectors are not enforced in the kernel yet")
-    if rs.nets:
-        raise NotSupported("connect rules are not enforced in the kernel yet")
 
 
 def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, canary_tgid: int = 0) -> EncodedRuleSet:
@@ -131,6 +133,7 @@ def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, ca
         ref.file = abi.sn_file_key.from_buffer_copy(key)
         out.rule_refs[bytes(ref)] = bytes(abi.sn_rule_ref(rule=decision.rule))
     out.files = {k: bytes(v) for k, v in sorted(vals.items())}
+    _encode_nets(rs, gen, out)
     cfg = _config(rs, canary_tgid)
     for slot in range(abi.SLOTS):
         cfg.subtree_any[slot] = subtree_any[slot]
@@ -142,3 +145,47 @@ def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, ca
             f"capacity ({abi.MAX_FILES // 2} / {abi.MAX_RULE_REFS // 2} per generation)"
         )
     return out
+
+
+def _net_key(entry: NetEntry, gen: int) -> ctypes.Structure:
+    """The LPM key: gen, protocol and port class always match whole; then the prefix."""
+    net = entry.network
+    key: ctypes.Structure
+    key = abi.sn_net4_key() if net.version == 4 else abi.sn_net6_key()
+    key.prefixlen = 32 + net.prefixlen
+    key.gen = gen
+    key.protocol = int(entry.protocol)
+    key.port_class[0] = entry.port_class >> 8
+    key.port_class[1] = entry.port_class & 0xFF
+    packed = net.network_address.packed
+    for i, byte in enumerate(packed):
+        key.addr[i] = byte
+    return key
+
+
+def _encode_nets(rs: RuleSet, gen: int, out: EncodedRuleSet) -> None:
+    if not rs.nets:
+        return
+    for entry in rs.nets:
+        val = abi.sn_net_val()
+        for i in range(abi.MAX_POLICIES):
+            val.rule[i] = abi.NO_RULE
+        for policy, decision in entry.by_policy:
+            bit = 1 << policy
+            val.match |= bit
+            if decision.action == Action.DENY:
+                val.deny |= bit
+            elif decision.action == Action.AUDIT:
+                val.audit |= bit
+            val.rule[policy] = decision.rule
+        target = out.net4 if entry.network.version == 4 else out.net6
+        target[bytes(_net_key(entry, gen))] = bytes(val)
+    classes = bytearray(4 * abi.PORTS)
+    for pc in rs.port_classes:
+        value = pc.index.to_bytes(4, "little")
+        for port in range(pc.first, pc.last + 1):
+            classes[4 * port : 4 * port + 4] = value
+    out.ports = bytes(classes)
+    if len(out.net4) * 2 > abi.MAX_NETS or len(out.net6) * 2 > abi.MAX_NETS:
+        raise NotSupported(f"{len(out.net4)} IPv4 / {len(out.net6)} IPv6 connect entries exceed the kernel maps' "
+                           f"capacity ({abi.MAX_NETS // 2} per family per generation)")

@@ -114,6 +114,7 @@ def lib() -> ctypes.CDLL:
     p("bpf_map_lookup_elem", _c_int, _c_int, _c_void_p, _c_void_p)
     p("bpf_map_delete_elem", _c_int, _c_int, _c_void_p)
     p("bpf_map_get_next_key", _c_int, _c_int, _c_void_p, _c_void_p)
+    p("bpf_map_update_batch", _c_int, _c_int, _c_void_p, _c_void_p, ctypes.POINTER(ctypes.c_uint32), _c_void_p)
     p("bpf_obj_pin", _c_int, _c_int, _c_char_p)
     p("bpf_obj_get", _c_int, _c_char_p)
     p("ring_buffer__new", _c_void_p, _c_int, SAMPLE_FN, _c_void_p, _c_void_p)
@@ -235,6 +236,17 @@ class Map:
         k = self._buf(key, self.key_size)
         v = self._buf(value, self.value_size)
         _errno_call(f"map {self.name}: update", lib().bpf_map_update_elem(self.fd, k, v, flags))
+
+    def update_batch(self, keys: bytes, values: bytes) -> None:
+        """Insert or replace many entries in one system call (array and hash maps).
+        KEYS and VALUES are the entries' bytes laid end to end."""
+        count = len(keys) // self.key_size
+        if len(keys) != count * self.key_size or len(values) != count * self.value_size:
+            raise KernelError(f"map {self.name}: batch of {len(keys)} key bytes / {len(values)} value bytes")
+        n = ctypes.c_uint32(count)
+        kbuf = ctypes.create_string_buffer(keys, len(keys))
+        vbuf = ctypes.create_string_buffer(values, len(values))
+        _errno_call(f"map {self.name}: batch update", lib().bpf_map_update_batch(self.fd, kbuf, vbuf, ctypes.byref(n), None))
 
     def delete(self, key: bytes | ctypes.Structure) -> bool:
         """Remove KEY; False when it was absent."""

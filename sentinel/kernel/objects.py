@@ -23,11 +23,13 @@ MECH_FMOD_RET = "fmod_ret"
 
 # The entry points each mechanism loads; the other mechanism's stay unloaded.
 PROGRAMS: dict[str, tuple[str, ...]] = {
-    MECH_LSM: ("lsm_file_open", "lsm_bprm_check"),
-    MECH_FMOD_RET: ("fmodret_file_open", "fmodret_bprm_check"),
+    MECH_LSM: ("lsm_file_open", "lsm_bprm_check", "lsm_connect", "lsm_sendmsg"),
+    MECH_FMOD_RET: ("fmodret_file_open", "fmodret_bprm_check", "fmodret_connect", "fmodret_sendmsg"),
 }
 
-MAP_NAMES = ("sn_files", "sn_rule_refs", "sn_config", "sn_state", "sn_counters", "sn_events")
+MAP_NAMES = (
+    "sn_files", "sn_rule_refs", "sn_net4", "sn_net6", "sn_ports", "sn_config", "sn_state", "sn_counters", "sn_events",
+)
 
 
 @dataclass
@@ -152,6 +154,13 @@ class Enforcer:
                 self.maps["sn_files"].update(key, value)
             for key, value in encoded.rule_refs.items():
                 self.maps["sn_rule_refs"].update(key, value)
+            for name, entries in (("sn_net4", encoded.net4), ("sn_net6", encoded.net6)):
+                for key, value in entries.items():
+                    self.maps[name].update(key, value)
+            if encoded.ports:
+                base = new * abi.PORTS
+                keys = b"".join((base + port).to_bytes(4, "little") for port in range(abi.PORTS))
+                self.maps["sn_ports"].update_batch(keys, encoded.ports)
             self.maps["sn_config"].update(_u32(new), encoded.config)
         except KernelError:
             self._clear_gen(new)
@@ -163,7 +172,13 @@ class Enforcer:
     def _clear_gen(self, gen: int) -> None:
         self.maps["sn_config"].update(_u32(gen), bytes(abi.sn_config()))
         gen_offset = abi.sn_file_key.gen.offset
-        for name, offset in (("sn_files", gen_offset), ("sn_rule_refs", gen_offset)):
+        net_gen_offset = abi.sn_net4_key.gen.offset
+        for name, offset in (
+            ("sn_files", gen_offset),
+            ("sn_rule_refs", gen_offset),
+            ("sn_net4", net_gen_offset),
+            ("sn_net6", net_gen_offset),
+        ):
             stale = [k for k in self.maps[name].keys() if k[offset] == gen]
             for key in stale:
                 self.maps[name].delete(key)

@@ -106,6 +106,8 @@ def test_defines_match() -> None:
         "SN_MAX_RULE_REFS": abi.MAX_RULE_REFS,
         "SN_RINGBUF_BYTES": abi.RINGBUF_BYTES,
         "SN_MAX_DEPTH": abi.MAX_DEPTH,
+        "SN_MAX_NETS": abi.MAX_NETS,
+        "SN_PORTS": abi.PORTS,
     }
     assert {k: defines.get(k) for k in expected} == expected
 
