@@ -111,7 +111,7 @@ static __always_inline int sn_decide_connect(struct socket *sock, const void *ua
 		return 0;
 	if (sn_read_dest(&d, uaddr, addrlen))
 		return 0;
-	applicable = sn_applicable(cfg);
+	applicable = sn_applicable(cfg, gen);
 	if (!applicable)
 		return 0;
 	sn_count(SN_CNT_DECIDED);

@@ -41,13 +41,106 @@ static __always_inline const struct sn_config *sn_current(__u32 *gen)
 	return bpf_map_lookup_elem(&sn_config, gen);
 }
 
-/* The policies that govern the current process. Selectors come later; the
- * canary bit applies to the daemon's self-check process only. */
-static __always_inline __u64 sn_applicable(const struct sn_config *cfg)
+/* Binary search state for sn_uid_mask; a bpf_loop callback is verified once,
+ * where an unrolled search multiplies the verifier's paths. */
+struct sn_uid_search {
+	__u32 lo;
+	__u32 hi;
+	__u32 base;
+	__u32 uid;
+};
+
+static long sn_uid_step(__u32 i, void *ctx)
+{
+	struct sn_uid_search *s = ctx;
+	__u32 mid, idx;
+	struct sn_uid_bound *b;
+
+	if (s->hi - s->lo <= 1)
+		return 1;
+	mid = s->lo + (s->hi - s->lo) / 2;
+	idx = s->base + mid;
+	b = bpf_map_lookup_elem(&sn_uids, &idx);
+	if (b && b->first <= s->uid)
+		s->lo = mid;
+	else
+		s->hi = mid;
+	return 0;
+}
+
+/* Policies whose uid selector covers UID: the last interval starting at or below it. */
+static __always_inline __u64 sn_uid_mask(const struct sn_config *cfg, __u32 gen, __u32 uid)
+{
+	struct sn_uid_search s = { .lo = 0, .hi = cfg->uid_count, .base = (gen & 1) * SN_MAX_UID_BOUNDS, .uid = uid };
+	struct sn_uid_bound *b;
+	__u32 idx;
+
+	if (s.hi > SN_MAX_UID_BOUNDS)
+		s.hi = SN_MAX_UID_BOUNDS;
+	bpf_loop(13, sn_uid_step, &s, 0);  /* 2^13 > SN_MAX_UID_BOUNDS */
+	idx = s.base + s.lo;
+	b = bpf_map_lookup_elem(&sn_uids, &idx);
+	return b ? b->mask : 0;
+}
+
+struct sn_cg_walk {
+	__u64 mask;
+	__u32 gen;
+	__u32 _pad;
+};
+
+static long sn_cg_step(__u32 level, void *ctx)
+{
+	struct sn_cg_walk *w = ctx;
+	struct sn_cgroup_key key = {};
+	__u64 *m;
+
+	key.id = bpf_get_current_ancestor_cgroup_id(level);
+	if (!key.id)
+		return 1;
+	key.gen = w->gen;
+	m = bpf_map_lookup_elem(&sn_cgroups, &key);
+	if (m)
+		w->mask |= *m;
+	return 0;
+}
+
+/* Policies whose cgroup selector covers the current cgroup or an ancestor. */
+static __always_inline __u64 sn_cgroup_mask(__u32 gen)
+{
+	struct sn_cg_walk w = { .gen = gen };
+
+	bpf_loop(SN_MAX_CG_DEPTH, sn_cg_step, &w, 0);
+	return w.mask;
+}
+
+/*
+ * The policies that govern the current process: every loaded policy whose
+ * selectors all hold. Each kind of selector costs nothing unless some policy
+ * uses it. The canary bit applies to the daemon's self-check process only.
+ */
+static __always_inline __u64 sn_applicable(const struct sn_config *cfg, __u32 gen)
 {
 	__u64 mask = cfg->active & ~(1ULL << SN_CANARY_POLICY);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
+	if (cfg->sel_uid)
+		mask &= ~cfg->sel_uid | sn_uid_mask(cfg, gen, (__u32)bpf_get_current_uid_gid());
+	if (cfg->sel_bin | cfg->sel_notbin_any) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		struct inode *exe = BPF_CORE_READ(task, mm, exe_file, f_inode);
+		struct sn_file_key key = {};
+		struct sn_bin_val *b;
+
+		key.ino = BPF_CORE_READ(exe, i_ino);
+		key.dev = BPF_CORE_READ(exe, i_sb, s_dev);
+		key.gen = gen;
+		b = exe ? bpf_map_lookup_elem(&sn_bins, &key) : 0;
+		mask &= ~cfg->sel_bin | (b ? b->in : 0);
+		mask &= ~(b ? b->notin : 0);
+	}
+	if (cfg->sel_cgroup)
+		mask &= ~cfg->sel_cgroup | sn_cgroup_mask(gen);
 	if (cfg->canary_tgid && tgid == cfg->canary_tgid)
 		mask |= 1ULL << SN_CANARY_POLICY;
 	return mask;

@@ -29,7 +29,7 @@ static __always_inline int sn_decide_exec(struct linux_binprm *bprm, bool can_d_
 	cfg = sn_current(&gen);
 	if (!cfg || !cfg->active)
 		return 0;
-	applicable = sn_applicable(cfg);
+	applicable = sn_applicable(cfg, gen);
 	if (!applicable)
 		return 0;
 	sn_count(SN_CNT_DECIDED);

@@ -52,6 +52,29 @@ struct {
 	__type(value, __u32);
 } sn_ports SEC(".maps") __weak;
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SN_MAX_SELECTORS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sn_file_key);
+	__type(value, struct sn_bin_val);
+} sn_bins SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * SN_MAX_UID_BOUNDS);
+	__type(key, __u32);
+	__type(value, struct sn_uid_bound);
+} sn_uids SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SN_MAX_SELECTORS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sn_cgroup_key);
+	__type(value, __u64);
+} sn_cgroups SEC(".maps") __weak;
+
 /* Per-generation configuration, indexed by generation (0, 1). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

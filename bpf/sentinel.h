@@ -20,6 +20,9 @@
 #define SN_RINGBUF_BYTES  (16 * 1024 * 1024)
 #define SN_MAX_NETS       524288   /* sn_net4 / sn_net6 entries, both generations together */
 #define SN_PORTS          65536
+#define SN_MAX_UID_BOUNDS 4096     /* sn_uids entries per generation */
+#define SN_MAX_CG_DEPTH   16       /* cgroup ancestors looked up for cgroup selectors */
+#define SN_MAX_SELECTORS  65536    /* sn_bins / sn_cgroups entries, both generations */
 #define SN_MAX_DEPTH      64       /* directories walked above an object; past it, subtree deny rules fail closed */
 
 enum sn_slot {
@@ -128,6 +131,26 @@ struct sn_net_val {
 	__u16 rule[SN_MAX_POLICIES];
 };
 
+/* sn_bins: executables named by selectors, by identity (key kind 0). */
+struct sn_bin_val {
+	__u64 in;      /* policies whose `binaries` list this file */
+	__u64 notin;   /* policies whose `notBinaries` list it */
+};
+
+/* sn_uids[gen * SN_MAX_UID_BOUNDS + i]: sorted interval starts; the policies
+ * whose uid selector covers [first, next first). */
+struct sn_uid_bound {
+	__u32 first;
+	__u32 _pad;
+	__u64 mask;
+};
+
+struct sn_cgroup_key {
+	__u64 id;      /* cgroup v2 id: the inode number of its directory */
+	__u32 gen;
+	__u32 _pad;
+};
+
 /* sn_config[gen]: everything about one policy generation that is not per object. */
 struct sn_config {
 	__u64 active;                    /* policies loaded in this generation */
@@ -136,8 +159,12 @@ struct sn_config {
 	__u64 default_audit[SN_SLOTS];
 	__u64 subtree_any[SN_SLOTS];     /* policies with a subtree entry: walk only for them */
 	__u64 subtree_deny[SN_SLOTS];    /* ... with a subtree deny: they deny when the walk is cut short */
+	__u64 sel_bin;                   /* policies with a `binaries` selector */
+	__u64 sel_uid;                   /* ... with a `uids` selector */
+	__u64 sel_cgroup;                /* ... with a `cgroups` selector */
+	__u64 sel_notbin_any;            /* ... with `notBinaries` (sn_bins is looked up) */
+	__u32 uid_count;                 /* sn_uids entries of this generation */
 	__u32 canary_tgid;               /* the daemon's self-check process */
-	__u32 _pad;
 };
 
 /* sn_state[0]: the generation in force. One aligned __u32 store switches it. */

@@ -19,6 +19,9 @@ MAX_FILES = 262144
 MAX_RULE_REFS = 524288
 RINGBUF_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
+MAX_UID_BOUNDS = 4096
+MAX_CG_DEPTH = 16
+MAX_SELECTORS = 65536
 MAX_NETS = 524288
 PORTS = 65536
 
@@ -103,6 +106,18 @@ class sn_net_val(ctypes.Structure):
     _fields_ = [("match", u64), ("deny", u64), ("audit", u64), ("rule", u16 * MAX_POLICIES)]
 
 
+class sn_bin_val(ctypes.Structure):
+    _fields_ = [("in_", u64), ("notin", u64)]
+
+
+class sn_uid_bound(ctypes.Structure):
+    _fields_ = [("first", u32), ("_pad", u32), ("mask", u64)]
+
+
+class sn_cgroup_key(ctypes.Structure):
+    _fields_ = [("id", u64), ("gen", u32), ("_pad", u32)]
+
+
 class sn_config(ctypes.Structure):
     _fields_ = [
         ("active", u64),
@@ -111,8 +126,12 @@ class sn_config(ctypes.Structure):
         ("default_audit", u64 * SLOTS),
         ("subtree_any", u64 * SLOTS),
         ("subtree_deny", u64 * SLOTS),
+        ("sel_bin", u64),
+        ("sel_uid", u64),
+        ("sel_cgroup", u64),
+        ("sel_notbin_any", u64),
+        ("uid_count", u32),
         ("canary_tgid", u32),
-        ("_pad", u32),
     ]
 
 
@@ -162,6 +181,9 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
         sn_net4_key,
         sn_net6_key,
         sn_net_val,
+        sn_bin_val,
+        sn_uid_bound,
+        sn_cgroup_key,
         sn_config,
         sn_state,
         sn_event,

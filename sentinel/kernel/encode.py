@@ -41,7 +41,10 @@ class EncodedRuleSet:
     rule_refs: dict[bytes, bytes] = field(default_factory=dict)  # sn_rule_refs
     net4: dict[bytes, bytes] = field(default_factory=dict)  # sn_net4
     net6: dict[bytes, bytes] = field(default_factory=dict)  # sn_net6
-    ports: bytes = b""  # this generation's half of sn_ports (port -> class), or b"" when no connect rules
+    ports: bytes = b""
+    bins: dict[bytes, bytes] = field(default_factory=dict)  # sn_bins
+    cgroups: dict[bytes, bytes] = field(default_factory=dict)  # sn_cgroups
+    uids: bytes = b""  # this generation's sn_uids entries, in order  # this generation's half of sn_ports (port -> class), or b"" when no connect rules
     config: bytes = b""
     unresolved: list[str] = field(default_factory=list)  # paths with no object behind them
 
@@ -74,10 +77,6 @@ def _check_supported(rs: RuleSet) -> None:
     policy that would silently not hold."""
     if len(rs.policies) > abi.CANARY_POLICY:
         raise NotSupported(f"{len(rs.policies)} policies loaded; the kernel takes {abi.CANARY_POLICY}")
-    for pol in rs.policies:
-        sel = pol.selector
-        if sel.binaries or sel.not_binaries or sel.uids or sel.cgroups:
-            raise NotSupported(f"policy {pol.name}: selectors are not enforced in the kernel yet")
 
 
 def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, canary_tgid: int = 0) -> EncodedRuleSet:
@@ -135,6 +134,7 @@ def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, ca
     out.files = {k: bytes(v) for k, v in sorted(vals.items())}
     _encode_nets(rs, gen, out)
     cfg = _config(rs, canary_tgid)
+    _encode_selectors(rs, gen, out, cfg)
     for slot in range(abi.SLOTS):
         cfg.subtree_any[slot] = subtree_any[slot]
         cfg.subtree_deny[slot] = subtree_deny[slot]
@@ -189,3 +189,71 @@ def _encode_nets(rs: RuleSet, gen: int, out: EncodedRuleSet) -> None:
     if len(out.net4) * 2 > abi.MAX_NETS or len(out.net6) * 2 > abi.MAX_NETS:
         raise NotSupported(f"{len(out.net4)} IPv4 / {len(out.net6)} IPv6 connect entries exceed the kernel maps' "
                            f"capacity ({abi.MAX_NETS // 2} per family per generation)")
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def uid_bounds(rs: RuleSet) -> list[tuple[int, int]]:
+    """Sorted (first uid, policy mask) intervals covering 0..2^32-1, for the
+    policies with a uid selector; adjacent equal masks merged."""
+    edges = {0}
+    for pol in rs.policies:
+        for r in pol.selector.uids:
+            edges.add(r.first)
+            if r.last + 1 <= 0xFFFFFFFF:
+                edges.add(r.last + 1)
+    out: list[tuple[int, int]] = []
+    for first in sorted(edges):
+        mask = 0
+        for pol in rs.policies:
+            if any(r.first <= first <= r.last for r in pol.selector.uids):
+                mask |= 1 << pol.index
+        if not out or out[-1][1] != mask:
+            out.append((first, mask))
+    return out
+
+
+def _encode_selectors(rs: RuleSet, gen: int, out: EncodedRuleSet, cfg: abi.sn_config) -> None:
+    bins: dict[bytes, abi.sn_bin_val] = {}
+    cgroups: dict[bytes, int] = {}
+    for pol in rs.policies:
+        bit = 1 << pol.index
+        sel = pol.selector
+        if sel.binaries:
+            cfg.sel_bin |= bit
+        if sel.not_binaries:
+            cfg.sel_notbin_any |= bit
+        if sel.uids:
+            cfg.sel_uid |= bit
+        if sel.cgroups:
+            cfg.sel_cgroup |= bit
+        for path, listed_in in [(p, True) for p in sel.binaries] + [(p, False) for p in sel.not_binaries]:
+            try:
+                ident = FileIdentity.from_path(path)
+            except OSError:
+                out.unresolved.append(path)
+                continue
+            val = bins.setdefault(bytes(file_key(ident, PathKind.EXACT, gen)), abi.sn_bin_val())
+            if listed_in:
+                val.in_ |= bit
+            else:
+                val.notin |= bit
+        for cg in sel.cgroups:
+            try:
+                cg_id = os.stat(CGROUP_ROOT + cg.rstrip("/")).st_ino if cg != "/" else os.stat(CGROUP_ROOT).st_ino
+            except OSError:
+                out.unresolved.append(f"cgroup:{cg}")
+                continue
+            key = bytes(abi.sn_cgroup_key(id=cg_id, gen=gen))
+            cgroups[key] = cgroups.get(key, 0) | bit
+    out.bins = {k: bytes(v) for k, v in sorted(bins.items())}
+    out.cgroups = {k: v.to_bytes(8, "little") for k, v in sorted(cgroups.items())}
+    if cfg.sel_uid:
+        bounds = uid_bounds(rs)
+        if len(bounds) > abi.MAX_UID_BOUNDS:
+            raise NotSupported(f"{len(bounds)} uid intervals exceed the kernel's {abi.MAX_UID_BOUNDS}")
+        out.uids = b"".join(bytes(abi.sn_uid_bound(first=f, mask=m)) for f, m in bounds)
+        cfg.uid_count = len(bounds)
+    if (len(out.bins) + len(out.cgroups)) * 2 > abi.MAX_SELECTORS:
+        raise NotSupported(f"{len(out.bins)} binaries / {len(out.cgroups)} cgroups exceed the kernel's selector maps")

@@ -28,7 +28,8 @@ PROGRAMS: dict[str, tuple[str, ...]] = {
 }
 
 MAP_NAMES = (
-    "sn_files", "sn_rule_refs", "sn_net4", "sn_net6", "sn_ports", "sn_config", "sn_state", "sn_counters", "sn_events",
+    "sn_files", "sn_rule_refs", "sn_net4", "sn_net6", "sn_ports", "sn_bins", "sn_uids", "sn_cgroups",
+    "sn_config", "sn_state", "sn_counters", "sn_events",
 )
 
 
@@ -157,6 +158,15 @@ class Enforcer:
             for name, entries in (("sn_net4", encoded.net4), ("sn_net6", encoded.net6)):
                 for key, value in entries.items():
                     self.maps[name].update(key, value)
+            for key, value in encoded.bins.items():
+                self.maps["sn_bins"].update(key, value)
+            for key, value in encoded.cgroups.items():
+                self.maps["sn_cgroups"].update(key, value)
+            if encoded.uids:
+                base = new * abi.MAX_UID_BOUNDS
+                n = len(encoded.uids) // ctypes.sizeof(abi.sn_uid_bound)
+                keys = b"".join((base + i).to_bytes(4, "little") for i in range(n))
+                self.maps["sn_uids"].update_batch(keys, encoded.uids)
             if encoded.ports:
                 base = new * abi.PORTS
                 keys = b"".join((base + port).to_bytes(4, "little") for port in range(abi.PORTS))
@@ -178,6 +188,8 @@ class Enforcer:
             ("sn_rule_refs", gen_offset),
             ("sn_net4", net_gen_offset),
             ("sn_net6", net_gen_offset),
+            ("sn_bins", gen_offset),
+            ("sn_cgroups", abi.sn_cgroup_key.gen.offset),
         ):
             stale = [k for k in self.maps[name].keys() if k[offset] == gen]
             for key in stale:

@@ -45,7 +45,8 @@ def test_struct_layout_matches(btf: dict[str, dict[str, Any]], name: str) -> Non
     assert c is not None, f"struct {name} is not in the object's BTF"
     assert c["size"] == ctypes.sizeof(cls), f"{name}: C size {c['size']}, ctypes {ctypes.sizeof(cls)}"
     c_members = [(m["name"], m["bits_offset"] // 8) for m in c["members"]]
-    py_members = [(f[0], getattr(cls, f[0]).offset) for f in cls._fields_]
+    # "in" is a Python keyword: the mirror spells it in_
+    py_members = [(f[0].rstrip("_") if f[0] == "in_" else f[0], getattr(cls, f[0]).offset) for f in cls._fields_]
     assert c_members == py_members
 
 
@@ -108,6 +109,9 @@ def test_defines_match() -> None:
         "SN_MAX_DEPTH": abi.MAX_DEPTH,
         "SN_MAX_NETS": abi.MAX_NETS,
         "SN_PORTS": abi.PORTS,
+        "SN_MAX_UID_BOUNDS": abi.MAX_UID_BOUNDS,
+        "SN_MAX_CG_DEPTH": abi.MAX_CG_DEPTH,
+        "SN_MAX_SELECTORS": abi.MAX_SELECTORS,
     }
     assert {k: defines.get(k) for k in expected} == expected
 
