@@ -114,15 +114,31 @@ static __always_inline __u64 sn_cgroup_mask(__u32 gen)
 	return w.mask;
 }
 
+/* The daemon itself, by pid and start time (a reused pid is someone else). */
+static __always_inline bool sn_is_daemon(const struct sn_config *cfg)
+{
+	struct task_struct *task;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!cfg->canary_tgid || tgid != cfg->canary_tgid)
+		return false;
+	task = bpf_get_current_task_btf();
+	/* /proc/PID/stat reports start_boottime / (NSEC_PER_SEC / USER_HZ). */
+	return BPF_CORE_READ(task, group_leader, start_boottime) / 10000000ULL == cfg->canary_start_ticks;
+}
+
 /*
  * The policies that govern the current process: every loaded policy whose
  * selectors all hold. Each kind of selector costs nothing unless some policy
- * uses it. The canary bit applies to the daemon's self-check process only.
+ * uses it. The daemon is governed by the canary policy only: user policies
+ * must not lock it out of its own files nor make its /proc reads alert.
  */
 static __always_inline __u64 sn_applicable(const struct sn_config *cfg, __u32 gen)
 {
 	__u64 mask = cfg->active & ~(1ULL << SN_CANARY_POLICY);
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (sn_is_daemon(cfg))
+		return 1ULL << SN_CANARY_POLICY;
 
 	if (cfg->sel_uid)
 		mask &= ~cfg->sel_uid | sn_uid_mask(cfg, gen, (__u32)bpf_get_current_uid_gid());
@@ -141,8 +157,6 @@ static __always_inline __u64 sn_applicable(const struct sn_config *cfg, __u32 ge
 	}
 	if (cfg->sel_cgroup)
 		mask &= ~cfg->sel_cgroup | sn_cgroup_mask(gen);
-	if (cfg->canary_tgid && tgid == cfg->canary_tgid)
-		mask |= 1ULL << SN_CANARY_POLICY;
 	return mask;
 }
 

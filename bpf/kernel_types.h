@@ -163,12 +163,14 @@ struct cred {
 } __attribute__((preserve_access_index));
 
 struct task_struct {
+	struct task_struct *group_leader;
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
 	const struct cred *cred;
 	char comm[16];
+	__u64 start_boottime;
 } __attribute__((preserve_access_index));
 
 #endif /* SENTINEL_KERNEL_TYPES_H */

@@ -163,8 +163,9 @@ struct sn_config {
 	__u64 sel_uid;                   /* ... with a `uids` selector */
 	__u64 sel_cgroup;                /* ... with a `cgroups` selector */
 	__u64 sel_notbin_any;            /* ... with `notBinaries` (sn_bins is looked up) */
+	__u64 canary_start_ticks;        /* its start time in clock ticks (/proc/PID/stat field 22) */
 	__u32 uid_count;                 /* sn_uids entries of this generation */
-	__u32 canary_tgid;               /* the daemon's self-check process */
+	__u32 canary_tgid;               /* the daemon: exempt from user policies, denied the canary */
 };
 
 /* sn_state[0]: the generation in force. One aligned __u32 store switches it. */

@@ -130,6 +130,7 @@ class sn_config(ctypes.Structure):
         ("sel_uid", u64),
         ("sel_cgroup", u64),
         ("sel_notbin_any", u64),
+        ("canary_start_ticks", u64),
         ("uid_count", u32),
         ("canary_tgid", u32),
     ]

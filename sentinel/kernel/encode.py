@@ -49,6 +49,15 @@ class EncodedRuleSet:
     unresolved: list[str] = field(default_factory=list)  # paths with no object behind them
 
 
+def process_start_ticks(pid: int) -> int:
+    """Field 22 of /proc/PID/stat: start time after boot in clock ticks. With the
+    pid it names one process for good (the kernel checks both)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+
+
 def file_key(ident: FileIdentity, kind: PathKind, gen: int) -> abi.sn_file_key:
     return abi.sn_file_key(ino=ident.ino, dev=ident.dev, kind=int(kind), gen=gen)
 
@@ -69,6 +78,7 @@ def _config(rs: RuleSet, canary_tgid: int) -> abi.sn_config:
     if canary_tgid:
         cfg.active |= 1 << abi.CANARY_POLICY
         cfg.canary_tgid = canary_tgid
+        cfg.canary_start_ticks = process_start_ticks(canary_tgid)
     return cfg
 
 

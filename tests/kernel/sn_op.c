@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
@@ -14,6 +15,21 @@ int main(int argc, char **argv)
 		printf("%d\n", fd < 0 ? errno : 0);
 		return 0;
 	}
-	fprintf(stderr, "usage: sn-op open PATH r|w\n");
+	if (argc == 4 && strcmp(argv[1], "open-loop") == 0) {
+		/* Open PATH N times as fast as possible: an alert flood. */
+		long n = atol(argv[3]), failed = 0;
+
+		for (long i = 0; i < n; i++) {
+			int fd = open(argv[2], O_RDONLY);
+
+			if (fd < 0)
+				failed++;
+			else
+				close(fd);
+		}
+		printf("%ld\n", failed);
+		return 0;
+	}
+	fprintf(stderr, "usage: sn-op open PATH r|w | open-loop PATH N\n");
 	return 2;
 }

@@ -159,3 +159,10 @@ def test_capacity_is_checked_before_loading(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setattr(abi, "MAX_FILES", 4)
     with pytest.raises(NotSupported, match="capacity"):
         encode_ruleset(RuleSet((pol(0),), tuple(files), (), ()), gen=0)
+
+
+def test_process_start_ticks_matches_proc_stat_field_22() -> None:
+    from sentinel.kernel.encode import process_start_ticks
+
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    assert process_start_ticks(os.getpid()) == int(fields[19])
