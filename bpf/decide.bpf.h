@@ -250,6 +250,26 @@ static __always_inline void sn_fill_process(struct sn_event *e)
 }
 
 /*
+ * The current executable's path, for hooks where bpf_d_path is allowed (the
+ * sleepable LSM hooks and fmod_ret on security_file_open): captured now, as
+ * a short-lived process is gone before user space could read /proc.
+ */
+static __always_inline void sn_fill_exe(struct sn_event *e)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct mm_struct *mm = task->mm;
+	struct file *exe;
+
+	if (!mm)
+		return;
+	exe = mm->exe_file;
+	if (!exe)
+		return;
+	if (bpf_d_path(&exe->f_path, e->exe, sizeof(e->exe)) < 0)
+		e->exe[0] = 0;
+}
+
+/*
  * Reserve an event for verdict V and fill what every operation shares.
  * NULL when the ring buffer is full: counted as lost, the verdict still holds.
  */

@@ -51,6 +51,7 @@ static __always_inline int sn_decide_exec(struct linux_binprm *bprm, bool can_d_
 		if (can_d_path) {
 			if (bpf_d_path(&file->f_path, e->path, sizeof(e->path)) < 0)
 				e->path[0] = 0;
+			sn_fill_exe(e);
 		} else if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), bprm->filename) < 0) {
 			/* The name asked for; user space resolves it when it can. */
 			e->path[0] = 0;

@@ -51,6 +51,7 @@ enum {
 #define FMODE_READ  ((fmode_t)0x1)
 #define FMODE_WRITE ((fmode_t)0x2)
 #define FMODE_EXEC  ((fmode_t)0x20)
+#define __FMODE_EXEC 0x20          /* open flag of exec's own opens (fs/exec.c) */
 #define O_TRUNC     00001000
 
 #define EPERM 1

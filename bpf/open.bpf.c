@@ -4,7 +4,8 @@
  *
  * The hook sees the struct file after path resolution, so symlinks, "..",
  * relative names, /proc/self/fd/N and bind mounts all arrive as the same
- * inode. Opens made by exec (FMODE_EXEC) are left to the exec hook.
+ * inode. Opens made by exec are left to the exec hook: on 6.1 they arrive with
+ * __FMODE_EXEC in f_flags (FMODE_EXEC in f_mode is set only later, if ever).
  */
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
@@ -26,6 +27,32 @@ static __always_inline __u32 sn_open_access(const struct file *file)
 	return acc;
 }
 
+/* While the daemon resolves rule paths, record what this hook sees for its
+ * opens: stat() can disagree with the kernel (overlayfs, btrfs, 9p). */
+static __always_inline bool sn_probe_open(struct file *file)
+{
+	__u32 zero = 0, i;
+	struct sn_state *st = bpf_map_lookup_elem(&sn_state, &zero);
+	struct task_struct *task;
+	struct sn_probe *p;
+
+	if (!st || !st->probe_tgid || (bpf_get_current_pid_tgid() >> 32) != st->probe_tgid)
+		return false;
+	task = bpf_get_current_task_btf();
+	if (BPF_CORE_READ(task, group_leader, start_boottime) / 10000000ULL != st->probe_ticks)
+		return false;
+	p = bpf_map_lookup_elem(&sn_probe, &zero);
+	if (!p)
+		return true;
+	i = p->count;
+	if (i < SN_PROBE_IDS) {
+		p->ino[i] = file->f_inode->i_ino;
+		p->dev[i] = file->f_inode->i_sb->s_dev;
+		p->count = i + 1;
+	}
+	return true;
+}
+
 static __always_inline int sn_decide_open(struct file *file)
 {
 	struct sn_walk w = {};
@@ -37,7 +64,9 @@ static __always_inline int sn_decide_open(struct file *file)
 	__u16 rule = SN_NO_RULE;
 	int slot;
 
-	if (file->f_mode & FMODE_EXEC)
+	if ((file->f_mode & FMODE_EXEC) || (file->f_flags & __FMODE_EXEC))
+		return 0;
+	if (sn_probe_open(file))
 		return 0;
 	cfg = sn_current(&gen);
 	if (!cfg || !cfg->active)
@@ -68,6 +97,7 @@ static __always_inline int sn_decide_open(struct file *file)
 		e->ino = file->f_inode->i_ino;
 		if (bpf_d_path(&file->f_path, e->path, sizeof(e->path)) < 0)
 			e->path[0] = 0;
+		sn_fill_exe(e);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return v.blocked ? -EPERM : 0;

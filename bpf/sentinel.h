@@ -168,9 +168,22 @@ struct sn_config {
 	__u32 canary_tgid;               /* the daemon: exempt from user policies, denied the canary */
 };
 
-/* sn_state[0]: the generation in force. One aligned __u32 store switches it. */
+/* sn_state[0]: the generation in force (one aligned __u32 store switches it),
+ * and the daemon while it resolves rule paths to the identities hooks see. */
 struct sn_state {
 	__u32 gen;
+	__u32 probe_tgid;        /* non-zero: record this process's opens in sn_probe */
+	__u64 probe_ticks;       /* its start time, as sn_config.canary_start_ticks */
+};
+
+#define SN_PROBE_IDS 4
+
+/* sn_probe[0]: the identities the open hook saw for the daemon's last probe
+ * open (overlayfs shows two: the overlay's inode and the one backing it). */
+struct sn_probe {
+	__u64 ino[SN_PROBE_IDS];
+	__u32 dev[SN_PROBE_IDS];
+	__u32 count;
 	__u32 _pad;
 };
 

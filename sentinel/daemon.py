@@ -98,8 +98,11 @@ class Daemon:
         assert self.enforcer is not None
         pins.RUN_DIR.mkdir(parents=True, exist_ok=True)
         pins.CANARY_FILE.write_text("sentinel self-check canary\n")
-        canary = FileIdentity.from_path(str(pins.CANARY_FILE))
-        encoded = self.enforcer.apply(lambda gen: encode_ruleset(ruleset, gen, canary, os.getpid()))
+        enforcer = self.enforcer
+        canary = FileIdentity.from_path(str(pins.CANARY_FILE))  # tmpfs: stat() is the kernel's view
+        encoded = enforcer.apply(
+            lambda gen: encode_ruleset(ruleset, gen, canary, os.getpid(), resolve=enforcer.resolve)
+        )
         self._enricher.rulesets[encoded.gen] = ruleset
         self.ruleset = ruleset
         self._unresolved = encoded.unresolved

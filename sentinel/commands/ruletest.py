@@ -21,7 +21,7 @@ from sentinel.compiler.evaluate import (
     evaluate_open,
     parse_endpoint,
 )
-from sentinel.compiler.ir import RuleSet
+from sentinel.compiler.ir import Mode, RuleSet
 from sentinel.errors import Diagnostic, PolicyError
 from sentinel.policy.loader import expand_paths, load_policies, read_documents, validate_document
 from sentinel.policy.model import LoadedPolicy
@@ -37,7 +37,7 @@ class LoadedTests:
     ruleset: RuleSet
 
 
-def load_test_file(file: str) -> LoadedTests:
+def load_test_file(file: str, mode_override: Mode | None = None) -> LoadedTests:
     """Validate a test file and compile its policies.
 
     Raises:
@@ -68,7 +68,7 @@ def load_test_file(file: str) -> LoadedTests:
         seen.add(item.policy.name)
     if diags:
         raise PolicyError(diags)
-    return LoadedTests(file, spec, build_ruleset(loaded))
+    return LoadedTests(file, spec, build_ruleset(loaded, mode_override))
 
 
 def evaluate_case(rs: RuleSet, case: Case) -> Verdict:

@@ -137,7 +137,14 @@ class sn_config(ctypes.Structure):
 
 
 class sn_state(ctypes.Structure):
-    _fields_ = [("gen", u32), ("_pad", u32)]
+    _fields_ = [("gen", u32), ("probe_tgid", u32), ("probe_ticks", u64)]
+
+
+PROBE_IDS = 4
+
+
+class sn_probe(ctypes.Structure):
+    _fields_ = [("ino", u64 * PROBE_IDS), ("dev", u32 * PROBE_IDS), ("count", u32), ("_pad", u32)]
 
 
 class sn_event(ctypes.Structure):
@@ -187,6 +194,7 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
         sn_cgroup_key,
         sn_config,
         sn_state,
+        sn_probe,
         sn_event,
     )
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sentinel.compiler.ir import Action, Decision, Mode, NetEntry, PathKind, RuleSet
@@ -30,6 +31,18 @@ class FileIdentity:
         Raises OSError when nothing is there."""
         st = os.stat(path)
         return cls(abi.kernel_dev(st.st_dev), st.st_ino)
+
+
+# Paths -> the identities the kernel hooks will see for the object there.
+# Raises OSError when nothing is there.
+Resolver = Callable[[str], "list[FileIdentity]"]
+
+
+def stat_identities(path: str) -> list[FileIdentity]:
+    """stat()'s view: right on ext4, xfs and tmpfs; on overlayfs, btrfs and 9p
+    the kernel sees another device, which is why the daemon resolves through
+    the kernel (Enforcer.resolver) instead."""
+    return [FileIdentity.from_path(path)]
 
 
 @dataclass
@@ -89,11 +102,17 @@ def _check_supported(rs: RuleSet) -> None:
         raise NotSupported(f"{len(rs.policies)} policies loaded; the kernel takes {abi.CANARY_POLICY}")
 
 
-def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, canary_tgid: int = 0) -> EncodedRuleSet:
+def encode_ruleset(
+    rs: RuleSet,
+    gen: int,
+    canary: FileIdentity | None = None,
+    canary_tgid: int = 0,
+    resolve: Resolver = stat_identities,
+) -> EncodedRuleSet:
     """Build the entries of generation GEN (0 or 1) for RS.
 
     CANARY, when given, is the self-check file: the canary policy bit denies
-    reading it to CANARY_TGID only.
+    reading it to CANARY_TGID only. RESOLVE turns rule paths into identities.
     """
     _check_supported(rs)
     out = EncodedRuleSet(gen=gen)
@@ -102,12 +121,15 @@ def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, ca
     subtree_deny = [0] * abi.SLOTS
     best: dict[tuple[bytes, int, int], Decision] = {}
 
+    placed = []
     for entry in rs.files:
         try:
-            ident = FileIdentity.from_path(entry.path)
+            idents = resolve(entry.path)
         except OSError:
             out.unresolved.append(entry.path)
             continue
+        placed += [(ident, entry) for ident in idents]
+    for ident, entry in placed:
         key = bytes(file_key(ident, entry.kind, gen))
         val = vals.setdefault(key, abi.sn_file_val())
         for slot_dec in entry.slots:
@@ -144,7 +166,7 @@ def encode_ruleset(rs: RuleSet, gen: int, canary: FileIdentity | None = None, ca
     out.files = {k: bytes(v) for k, v in sorted(vals.items())}
     _encode_nets(rs, gen, out)
     cfg = _config(rs, canary_tgid)
-    _encode_selectors(rs, gen, out, cfg)
+    _encode_selectors(rs, gen, out, cfg, resolve)
     for slot in range(abi.SLOTS):
         cfg.subtree_any[slot] = subtree_any[slot]
         cfg.subtree_deny[slot] = subtree_deny[slot]
@@ -224,7 +246,7 @@ def uid_bounds(rs: RuleSet) -> list[tuple[int, int]]:
     return out
 
 
-def _encode_selectors(rs: RuleSet, gen: int, out: EncodedRuleSet, cfg: abi.sn_config) -> None:
+def _encode_selectors(rs: RuleSet, gen: int, out: EncodedRuleSet, cfg: abi.sn_config, resolve: Resolver) -> None:
     bins: dict[bytes, abi.sn_bin_val] = {}
     cgroups: dict[bytes, int] = {}
     for pol in rs.policies:
@@ -240,15 +262,16 @@ def _encode_selectors(rs: RuleSet, gen: int, out: EncodedRuleSet, cfg: abi.sn_co
             cfg.sel_cgroup |= bit
         for path, listed_in in [(p, True) for p in sel.binaries] + [(p, False) for p in sel.not_binaries]:
             try:
-                ident = FileIdentity.from_path(path)
+                idents = resolve(path)
             except OSError:
                 out.unresolved.append(path)
                 continue
-            val = bins.setdefault(bytes(file_key(ident, PathKind.EXACT, gen)), abi.sn_bin_val())
-            if listed_in:
-                val.in_ |= bit
-            else:
-                val.notin |= bit
+            for ident in idents:
+                val = bins.setdefault(bytes(file_key(ident, PathKind.EXACT, gen)), abi.sn_bin_val())
+                if listed_in:
+                    val.in_ |= bit
+                else:
+                    val.notin |= bit
         for cg in sel.cgroups:
             try:
                 cg_id = os.stat(CGROUP_ROOT + cg.rstrip("/")).st_ino if cg != "/" else os.stat(CGROUP_ROOT).st_ino

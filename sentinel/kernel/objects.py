@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 from sentinel.bpf import OBJECT_PATH
 from sentinel.errors import KernelError, NotSupported
 from sentinel.kernel import abi, pins
-from sentinel.kernel.encode import EncodedRuleSet
+from sentinel.kernel.encode import EncodedRuleSet, FileIdentity, process_start_ticks, stat_identities
 from sentinel.kernel.libbpf import BpfObject, Link, Map, RingBuffer, open_pinned_map, possible_cpus
 
 MECH_LSM = "bpf-lsm"
@@ -29,7 +31,7 @@ PROGRAMS: dict[str, tuple[str, ...]] = {
 
 MAP_NAMES = (
     "sn_files", "sn_rule_refs", "sn_net4", "sn_net6", "sn_ports", "sn_bins", "sn_uids", "sn_cgroups",
-    "sn_config", "sn_state", "sn_counters", "sn_events",
+    "sn_probe", "sn_config", "sn_state", "sn_counters", "sn_events",
 )
 
 
@@ -194,6 +196,40 @@ class Enforcer:
             stale = [k for k in self.maps[name].keys() if k[offset] == gen]
             for key in stale:
                 self.maps[name].delete(key)
+
+    def resolve(self, path: str) -> list[FileIdentity]:
+        """The identities the hooks see for the object at PATH, learnt by
+        opening it while the open hook records this process's opens.
+
+        stat() is not enough: overlayfs, btrfs and 9p report another device
+        than the inode the hooks get (overlayfs even shows the hook two
+        inodes). Only regular files and directories are opened; anything
+        else, or a hook that recorded nothing, falls back to stat().
+        Raises OSError when nothing is at PATH.
+        """
+        st = os.stat(path)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            return stat_identities(path)
+        zero = _u32(0)
+        gen = self.current_gen()
+        probe = self.maps["sn_probe"]
+        state = self.maps["sn_state"]
+        probe.update(zero, bytes(abi.sn_probe()))
+        state.update(zero, bytes(abi.sn_state(gen=gen, probe_tgid=os.getpid(), probe_ticks=process_start_ticks(os.getpid()))))
+        try:
+            flags = os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
+            fd = os.open(path, flags | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0))
+            os.close(fd)
+        finally:
+            state.update(zero, bytes(abi.sn_state(gen=gen)))
+        raw = probe.lookup(zero)
+        seen = abi.sn_probe.from_buffer_copy(raw) if raw else abi.sn_probe()
+        found: list[FileIdentity] = []
+        for i in range(min(seen.count, abi.PROBE_IDS)):
+            ident = FileIdentity(seen.dev[i], seen.ino[i])
+            if ident not in found:
+                found.append(ident)
+        return found or stat_identities(path)
 
     def ring_buffer(self, callback: Callable[[bytes], None]) -> RingBuffer:
         return RingBuffer(self.maps["sn_events"], callback)

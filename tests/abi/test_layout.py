@@ -112,6 +112,7 @@ def test_defines_match() -> None:
         "SN_MAX_UID_BOUNDS": abi.MAX_UID_BOUNDS,
         "SN_MAX_CG_DEPTH": abi.MAX_CG_DEPTH,
         "SN_MAX_SELECTORS": abi.MAX_SELECTORS,
+        "SN_PROBE_IDS": abi.PROBE_IDS,
     }
     assert {k: defines.get(k) for k in expected} == expected
 
