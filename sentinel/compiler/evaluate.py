@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sentinel.compiler import ir
+from sentinel.errors import UsageError
 from sentinel.compiler.addr import IPAddress, unmap_address
 
 _RANK_ALLOW, _RANK_AUDIT, _RANK_WOULD_DENY, _RANK_DENY = 1, 2, 3, 4
@@ -63,8 +64,15 @@ ALLOW_UNGOVERNED = Verdict("allow", blocked=False, alert=False)
 
 def resolve_path(path: str) -> str:
     """The object's real path, as the kernel sees it: symlinks and `..` of
-    existing components resolved, the rest normalised."""
-    return os.path.realpath(os.path.abspath(path))
+    existing components resolved, the rest normalised.
+
+    Raises:
+        UsageError: a component cannot be read (e.g. /proc/1/root as non-root).
+    """
+    try:
+        return os.path.realpath(os.path.abspath(path))
+    except OSError as exc:
+        raise UsageError(f"cannot resolve {path!r}: {exc.strerror} ({exc.filename})") from exc
 
 
 class _Index:

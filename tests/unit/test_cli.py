@@ -167,3 +167,17 @@ def test_sentinel_test_duplicate_rule_ids_inline(capsys: pytest.CaptureFixture[s
     code, _, err = run(capsys, "test", str(bad))
     assert code == 2
     assert f"{bad}:8:16: policies[0].spec.rules[1].id: duplicate rule id 'r' (first used at line 7)" in err
+
+
+def test_explain_unresolvable_path_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import os as _os
+
+    from sentinel import cli
+
+    def deny(path: str, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", "/proc/1/root")
+
+    monkeypatch.setattr(_os.path, "realpath", deny)
+    code = cli.main(["explain", "policies/examples/deny-file-read.yaml", "--open", "/proc/1/root/etc/shadow"])
+    assert code == 2
+    assert "cannot resolve" in capsys.readouterr().err
