@@ -160,19 +160,6 @@ static __always_inline __u64 sn_applicable(const struct sn_config *cfg, __u32 ge
 	return mask;
 }
 
-/* Apply one entry's decisions to the policies still undecided for a slot. */
-static __always_inline void sn_apply(struct sn_masks *m, const struct sn_file_val *v, int slot)
-{
-	__u64 hit;
-
-	if (slot < 0 || slot >= SN_SLOTS)
-		return;
-	hit = v->match[slot] & m->undecided;
-	m->deny |= v->deny[slot] & hit;
-	m->audit |= v->audit[slot] & hit;
-	m->undecided &= ~hit;
-}
-
 static __always_inline void sn_apply_defaults(struct sn_masks *m, const struct sn_config *cfg, int slot)
 {
 	if (slot < 0 || slot >= SN_SLOTS)

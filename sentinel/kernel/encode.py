@@ -96,8 +96,8 @@ def _config(rs: RuleSet, canary_tgid: int) -> abi.sn_config:
 
 
 def _check_supported(rs: RuleSet) -> None:
-    """Refuse what the kernel programs cannot enforce yet, rather than load a
-    policy that would silently not hold."""
+    """Refuse more policies than the kernel's masks hold (bit 63 is the
+    self-check canary), rather than load a set that would not all hold."""
     if len(rs.policies) > abi.CANARY_POLICY:
         raise NotSupported(f"{len(rs.policies)} policies loaded; the kernel takes {abi.CANARY_POLICY}")
 
