@@ -79,6 +79,7 @@ struct dentry {
 
 struct vfsmount {
 	struct dentry *mnt_root;
+	struct super_block *mnt_sb;
 } __attribute__((preserve_access_index));
 
 struct path {
@@ -173,5 +174,12 @@ struct task_struct {
 	char comm[16];
 	__u64 start_boottime;
 } __attribute__((preserve_access_index));
+
+#define BPF_OBJ_NAME_LEN 16
+struct bpf_map {
+	char name[BPF_OBJ_NAME_LEN];
+} __attribute__((preserve_access_index));
+
+#define PTRACE_MODE_ATTACH 0x02
 
 #endif /* SENTINEL_KERNEL_TYPES_H */

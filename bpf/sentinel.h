@@ -66,6 +66,7 @@ enum sn_counter {
 	SN_CNT_DECIDED = 1,      /* operations judged while policies were active */
 	SN_CNT_DENIED = 2,       /* operations failed with EPERM */
 	SN_CNT_DEPTH_CUT = 3,    /* path walks that hit SN_MAX_DEPTH (failed closed) */
+	SN_CNT_TAMPER = 4,       /* attempts on sentinel's own maps, pins or daemon, denied */
 	SN_CNT_MAX = 8,
 };
 
@@ -174,6 +175,23 @@ struct sn_state {
 	__u32 gen;
 	__u32 probe_tgid;        /* non-zero: record this process's opens in sn_probe */
 	__u64 probe_ticks;       /* its start time, as sn_config.canary_start_ticks */
+};
+
+/*
+ * sn_guard[0]: self-protection. While expires_ns (CLOCK_BOOTTIME) lies ahead,
+ * only the owner (the daemon, by tgid and start time) may get a writable fd on
+ * an sn_* map, remove or rename sentinel's pins, unmount the bpffs holding
+ * them, or ptrace the daemon. The daemon pushes expires_ns forward every
+ * second; a stopped daemon clears it, a killed one lets it lapse.
+ */
+#define SN_GUARD_DIRS 3
+
+struct sn_guard {
+	__u64 expires_ns;
+	__u64 owner_ticks;          /* start time in clock ticks, as canary_start_ticks */
+	__u32 owner_tgid;
+	__u32 pin_dev;              /* s_dev of the bpffs holding the pins */
+	__u64 pin_dirs[SN_GUARD_DIRS]; /* inode numbers of sentinel/, maps/, links/ */
 };
 
 #define SN_PROBE_IDS 4

@@ -24,7 +24,7 @@ from sentinel.compiler.ir import Mode, RuleSet
 from sentinel.errors import KernelError, NotSupported, PolicyError, SentinelError
 from sentinel.events.decode import Event
 from sentinel.events.enrich import Enricher, iso_timestamp
-from sentinel.kernel import abi, pins
+from sentinel.kernel import abi, guard, pins
 from sentinel.kernel.encode import FileIdentity, encode_ruleset
 from sentinel.kernel.objects import MECH_FMOD_RET, MECH_LSM, Enforcer
 from sentinel.kernel.probe import active_lsms
@@ -62,6 +62,8 @@ class Daemon:
     ruleset: RuleSet | None = None
     seq: int = 0
     lost_seen: int = 0
+    tamper_seen: int = 0
+    _lease: guard.GuardLease | None = None
     _reload_requested: bool = False
     _stop_requested: bool = False
     _canary_seen: int = 0
@@ -74,6 +76,7 @@ class Daemon:
         nothing left half-applied when the policies are invalid."""
         ruleset = compile_policies(self.config.policy_paths, self.config.mode)
         mechanism = choose_mechanism()
+        guard.wait_until_free()  # a killed daemon's guard lapses; a live one's is an error
         try:
             self.enforcer = Enforcer.load(mechanism)
         except KernelError as exc:
@@ -81,10 +84,16 @@ class Daemon:
                 f"cannot enforce on this kernel ({os.uname().release}): loading the {mechanism} programs failed: "
                 f"{str(exc).splitlines()[0]}. Run `sentinel doctor` for details."
             ) from exc
-        self.lost_seen = self.enforcer.counters()["ringbuf_full"]
+        counters = self.enforcer.counters()
+        self.lost_seen, self.tamper_seen = counters["ringbuf_full"], counters["tamper"]
         self._ring = self.enforcer.ring_buffer(self._on_record)
         self._switch_to(ruleset)
         self._write_pid()
+        self._lease = guard.GuardLease(
+            self.enforcer.maps["sn_guard"],
+            on_error=lambda exc: self.log.error("guard lease not renewed", reason=str(exc)),
+        )
+        self._lease.start()
         self._emit_status("started", f"enforcing {len(ruleset.policies)} policies through {mechanism}")
         self.log.info(
             "started",
@@ -146,7 +155,7 @@ class Daemon:
         signal.signal(signal.SIGINT, self.request_stop)
         while not self._stop_requested:
             self._ring.poll(POLL_MS)
-            self._report_lost()
+            self._report_counters()
             if self._reload_requested:
                 self._reload_requested = False
                 self.reload()
@@ -155,7 +164,9 @@ class Daemon:
 
     def stop(self) -> None:
         self._ring.consume()
-        self._report_lost()
+        self._report_counters()
+        if self._lease is not None:
+            self._lease.release()
         self._emit_status("stopped", "daemon stopped; pinned enforcement stays until `sentinel unload`")
         self.log.info("stopped", pipeline=self.config.pipeline.stats())
         self.config.pipeline.close()
@@ -188,9 +199,18 @@ class Daemon:
             return
         self._emit(self._enricher(ev))
 
-    def _report_lost(self) -> None:
+    def _report_counters(self) -> None:
+        """Turn kernel counters into events: lost alerts, denied tampering."""
         assert self.enforcer is not None
-        total = self.enforcer.counters()["ringbuf_full"]
+        counters = self.enforcer.counters()
+        tamper = counters["tamper"]
+        if tamper > self.tamper_seen:
+            n = tamper - self.tamper_seen
+            self.log.warning("tampering denied", attempts=n)
+            self._emit_status("tamper_denied", f"{n} attempts by other processes to change sentinel's maps, "
+                              "pins or daemon were denied")
+            self.tamper_seen = tamper
+        total = counters["ringbuf_full"]
         if total > self.lost_seen:
             self._emit(
                 {

@@ -25,7 +25,7 @@ def daemon_pid() -> int | None:
 
 def gather() -> dict[str, Any]:
     """What is loaded, from the kernel's pinned maps and the daemon's status file."""
-    from sentinel.kernel import abi, pins
+    from sentinel.kernel import abi, guard, pins
     from sentinel.kernel.objects import open_pinned, read_counters, read_state
 
     try:
@@ -43,6 +43,8 @@ def gather() -> dict[str, Any]:
     except (OSError, ValueError):
         recorded = {}
     links = [p.name for p in pins.pinned_links()]
+    lease = guard.read_guard()
+    held = lease is not None and lease.remaining_ns > 0 and lease.owner_alive()
     return {
         "loaded": bool(user_policies) and bool(links),
         "policies_in_kernel": bin(user_policies).count("1"),
@@ -53,6 +55,7 @@ def gather() -> dict[str, Any]:
         "self_check_at": recorded.get("self_check_at"),
         "policies": recorded.get("policies", []),
         "daemon_pid": daemon_pid(),
+        "self_protection": f"active, held by pid {lease.owner_pid}" if held and lease else "inactive (no daemon holds it)",
         "counters": counters,
     }
 
@@ -68,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"self-check: {info['self_check']} at {info['self_check_at']}")
         pid = info["daemon_pid"]
         print(f"daemon: {'running, pid ' + str(pid) if pid else 'not running (pinned enforcement stays)'}")
+        print(f"self-protection: {info['self_protection']}")
         c = info["counters"]
-        print(f"decided: {c['decided']}  denied: {c['denied']}  lost events: {c['ringbuf_full']}")
+        print(f"decided: {c['decided']}  denied: {c['denied']}  lost events: {c['ringbuf_full']}  tampering denied: {c['tamper']}")
     if not info["loaded"]:
         raise NotRunning("no policies are loaded in the kernel")
     return 0 if info["self_check"] == "passed" else 1

@@ -11,7 +11,7 @@ import time
 
 def run(args: argparse.Namespace) -> int:
     from sentinel.commands.status import daemon_pid
-    from sentinel.kernel import pins
+    from sentinel.kernel import guard, pins
     from sentinel.kernel.objects import unload_all
 
     pid = daemon_pid()
@@ -20,6 +20,8 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and daemon_pid() is not None:
             time.sleep(0.1)
+    # A stopped daemon released its guard; a killed one's lapses within seconds.
+    guard.wait_until_free()
     removed = unload_all()
     for path in (pins.STATUS_FILE, pins.CANARY_FILE, pins.PID_FILE):
         try:

@@ -66,6 +66,7 @@ class SnCounter(IntEnum):
     DECIDED = 1
     DENIED = 2
     DEPTH_CUT = 3
+    TAMPER = 4
     MAX = 8
 
 
@@ -140,6 +141,19 @@ class sn_state(ctypes.Structure):
     _fields_ = [("gen", u32), ("probe_tgid", u32), ("probe_ticks", u64)]
 
 
+GUARD_DIRS = 3
+
+
+class sn_guard(ctypes.Structure):
+    _fields_ = [
+        ("expires_ns", u64),
+        ("owner_ticks", u64),
+        ("owner_tgid", u32),
+        ("pin_dev", u32),
+        ("pin_dirs", u64 * GUARD_DIRS),
+    ]
+
+
 PROBE_IDS = 4
 
 
@@ -195,6 +209,7 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
         sn_config,
         sn_state,
         sn_probe,
+        sn_guard,
         sn_event,
     )
 }

@@ -117,6 +117,7 @@ def lib() -> ctypes.CDLL:
     p("bpf_map_update_batch", _c_int, _c_int, _c_void_p, _c_void_p, ctypes.POINTER(ctypes.c_uint32), _c_void_p)
     p("bpf_obj_pin", _c_int, _c_int, _c_char_p)
     p("bpf_obj_get", _c_int, _c_char_p)
+    p("bpf_obj_get_opts", _c_int, _c_char_p, _c_void_p)
     p("ring_buffer__new", _c_void_p, _c_int, SAMPLE_FN, _c_void_p, _c_void_p)
     p("ring_buffer__poll", _c_int, _c_void_p, _c_int)
     p("ring_buffer__consume", _c_int, _c_void_p)
@@ -290,9 +291,24 @@ class Map:
             self._fd = -1
 
 
-def open_pinned_map(path: str, name: str, key_size: int, value_size: int) -> Map:
-    """A map pinned at PATH. Raises KernelError (ENOENT when nothing is pinned)."""
-    fd = _errno_call(f"open pinned map {path}", lib().bpf_obj_get(path.encode()))
+BPF_F_RDONLY = 1 << 3
+
+
+class _obj_get_opts(ctypes.Structure):
+    _fields_ = [("sz", ctypes.c_size_t), ("file_flags", ctypes.c_uint32), ("_pad", ctypes.c_uint32)]
+
+
+def open_pinned_map(path: str, name: str, key_size: int, value_size: int, read_only: bool = False) -> Map:
+    """A map pinned at PATH. Raises KernelError (ENOENT when nothing is pinned).
+
+    READ_ONLY asks for a read-only fd, which sentinel's guard grants to anyone
+    (writable fds on its maps are the daemon's alone while it runs)."""
+    if read_only:
+        opts = _obj_get_opts(sz=ctypes.sizeof(_obj_get_opts), file_flags=BPF_F_RDONLY)
+        rc = lib().bpf_obj_get_opts(path.encode(), ctypes.byref(opts))
+    else:
+        rc = lib().bpf_obj_get(path.encode())
+    fd = _errno_call(f"open pinned map {path}", rc)
     return Map(name, key_size, value_size, fd=fd)
 
 

@@ -24,14 +24,23 @@ MECH_LSM = "bpf-lsm"
 MECH_FMOD_RET = "fmod_ret"
 
 # The entry points each mechanism loads; the other mechanism's stay unloaded.
+# The guard's programs (bpf/guard.bpf.c) protect sentinel itself.
 PROGRAMS: dict[str, tuple[str, ...]] = {
-    MECH_LSM: ("lsm_file_open", "lsm_bprm_check", "lsm_connect", "lsm_sendmsg"),
-    MECH_FMOD_RET: ("fmodret_file_open", "fmodret_bprm_check", "fmodret_connect", "fmodret_sendmsg"),
+    MECH_LSM: (
+        "lsm_file_open", "lsm_bprm_check", "lsm_connect", "lsm_sendmsg",
+        "lsm_guard_map", "lsm_guard_unlink", "lsm_guard_rmdir", "lsm_guard_rename",
+        "lsm_guard_umount", "lsm_guard_ptrace",
+    ),
+    MECH_FMOD_RET: (
+        "fmodret_file_open", "fmodret_bprm_check", "fmodret_connect", "fmodret_sendmsg",
+        "fmodret_guard_map", "fmodret_guard_unlink", "fmodret_guard_rmdir", "fmodret_guard_rename",
+        "fmodret_guard_umount", "fmodret_guard_ptrace",
+    ),
 }
 
 MAP_NAMES = (
     "sn_files", "sn_rule_refs", "sn_net4", "sn_net6", "sn_ports", "sn_bins", "sn_uids", "sn_cgroups",
-    "sn_probe", "sn_config", "sn_state", "sn_counters", "sn_events",
+    "sn_probe", "sn_config", "sn_state", "sn_guard", "sn_counters", "sn_events",
 )
 
 
@@ -75,7 +84,8 @@ def read_counters(maps: dict[str, Map]) -> dict[str, int]:
 
 
 def open_pinned() -> PinnedState:
-    """Open every pinned map. Raises KernelError when sentinel is not loaded."""
+    """Open the pinned maps that describe what is loaded, read-only (the guard
+    lets anyone read). Raises KernelError when sentinel is not loaded."""
     sizes = {
         "sn_files": (ctypes.sizeof(abi.sn_file_key), ctypes.sizeof(abi.sn_file_val)),
         "sn_rule_refs": (ctypes.sizeof(abi.sn_rule_ref_key), ctypes.sizeof(abi.sn_rule_ref)),
@@ -86,7 +96,7 @@ def open_pinned() -> PinnedState:
     maps: dict[str, Map] = {}
     try:
         for name, (ks, vs) in sizes.items():
-            maps[name] = open_pinned_map(str(pins.MAP_DIR / name), name, ks, vs)
+            maps[name] = open_pinned_map(str(pins.MAP_DIR / name), name, ks, vs, read_only=True)
     except KernelError:
         for m in maps.values():
             m.close()

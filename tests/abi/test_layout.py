@@ -113,6 +113,7 @@ def test_defines_match() -> None:
         "SN_MAX_CG_DEPTH": abi.MAX_CG_DEPTH,
         "SN_MAX_SELECTORS": abi.MAX_SELECTORS,
         "SN_PROBE_IDS": abi.PROBE_IDS,
+        "SN_GUARD_DIRS": abi.GUARD_DIRS,
     }
     assert {k: defines.get(k) for k in expected} == expected
 

@@ -89,6 +89,15 @@ class Daemon:
                 return found
             time.sleep(0.2)
 
+    def wait_for_status(self, state: str, timeout: float = 30) -> list[dict[str, Any]]:
+        """Status events in STATE, once at least one has arrived (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events("status") if e["status"]["state"] == state]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
     def stop(self) -> str:
         if self.proc.poll() is None:
             self.proc.terminate()
