@@ -402,12 +402,23 @@ class BpfObject:
             self._ptr = None
 
 
-class RingBuffer:
-    """Consume a BPF ring buffer, calling CALLBACK(bytes) per record."""
+_BUDGET_SPENT = -11  # what the sample callback returns to end a poll early
 
-    def __init__(self, ring: Map, callback: Callable[[bytes], None]) -> None:
+
+class RingBuffer:
+    """Consume a BPF ring buffer, calling CALLBACK(bytes) per record.
+
+    libbpf keeps consuming for as long as producers keep producing, so under
+    a flood one poll would never return and the caller could never reload or
+    stop. Each poll or consume handles at most BUDGET records: the callback
+    ends it early (the record it was given is consumed and handled first).
+    """
+
+    def __init__(self, ring: Map, callback: Callable[[bytes], None], budget: int = 1024) -> None:
         self._callback = callback
         self._error: BaseException | None = None
+        self._budget = budget
+        self._handled = 0
 
         def sample(_ctx: int | None, data: int | None, size: int) -> int:
             try:
@@ -415,7 +426,8 @@ class RingBuffer:
             except BaseException as exc:  # never unwind through C
                 self._error = exc
                 return -1
-            return 0
+            self._handled += 1
+            return _BUDGET_SPENT if self._handled >= self._budget else 0
 
         self._sample = SAMPLE_FN(sample)
         with _captured_log() as log:
@@ -427,16 +439,23 @@ class RingBuffer:
             )
 
     def poll(self, timeout_ms: int) -> int:
-        """Wait up to TIMEOUT_MS for records and consume them; returns how many."""
+        """Wait up to TIMEOUT_MS for records and consume up to the budget; returns how many."""
+        self._handled = 0
         n = int(lib().ring_buffer__poll(self._ptr, timeout_ms))
         self._raise_callback_error()
+        if n == _BUDGET_SPENT and self._handled >= self._budget:
+            return self._handled
         if n < 0 and -n != 4:  # EINTR: a signal arrived, the caller will look
             raise KernelError("poll ring buffer", -n)
         return max(n, 0)
 
     def consume(self) -> int:
-        n = lib().ring_buffer__consume(self._ptr)
+        """Consume what is there now, up to the budget; returns how many."""
+        self._handled = 0
+        n = int(lib().ring_buffer__consume(self._ptr))
         self._raise_callback_error()
+        if n == _BUDGET_SPENT and self._handled >= self._budget:
+            return self._handled
         return int(_check("consume ring buffer", n))
 
     def _raise_callback_error(self) -> None:
