@@ -32,6 +32,7 @@ from sentinel.output.pipeline import Pipeline
 from sentinel.policy.loader import load_policies
 
 POLL_MS = 200
+OUTPUT_REPORT_S = 10.0  # how often per-output drops are checked and reported
 
 
 @dataclass
@@ -63,6 +64,8 @@ class Daemon:
     seq: int = 0
     lost_seen: int = 0
     tamper_seen: int = 0
+    _drops_seen: dict[str, int] = field(default_factory=dict)
+    _drops_checked_at: float = 0.0
     _lease: guard.GuardLease | None = None
     _reload_requested: bool = False
     _stop_requested: bool = False
@@ -165,6 +168,7 @@ class Daemon:
     def stop(self) -> None:
         self._ring.consume()
         self._report_counters()
+        self._report_output_drops(force=True)
         if self._lease is not None:
             self._lease.release()
         self._emit_status("stopped", "daemon stopped; pinned enforcement stays until `sentinel unload`")
@@ -210,6 +214,7 @@ class Daemon:
             self._emit_status("tamper_denied", f"{n} attempts by other processes to change sentinel's maps, "
                               "pins or daemon were denied")
             self.tamper_seen = tamper
+        self._report_output_drops()
         total = counters["ringbuf_full"]
         if total > self.lost_seen:
             self._emit(
@@ -221,6 +226,39 @@ class Daemon:
                 }
             )
             self.lost_seen = total
+
+    def _report_output_drops(self, force: bool = False) -> None:
+        """A status event naming each output that dropped events since the last
+        report, and how many: a slow or dead output never blocks the daemon,
+        but it is never silent either. The event still reaches the other outputs."""
+        now = time.monotonic()
+        if not force and now - self._drops_checked_at < OUTPUT_REPORT_S:
+            return
+        self._drops_checked_at = now
+        sinks = self.config.pipeline.stats()["sinks"]
+        grown = {
+            name: stats["dropped"] - self._drops_seen.get(name, 0)
+            for name, stats in sinks.items()
+            if stats["dropped"] > self._drops_seen.get(name, 0)
+        }
+        if not grown:
+            return
+        self._drops_seen.update({name: sinks[name]["dropped"] for name in grown})
+        self.log.warning("outputs dropped events", dropped=grown)
+        self._emit(
+            {
+                "@timestamp": iso_timestamp(time.time()),
+                "event": {"kind": "status"},
+                "status": {
+                    "state": "output_dropped",
+                    "message": "; ".join(f"{name}: {n} events dropped" for name, n in grown.items()),
+                    "mechanism": self.enforcer.mechanism if self.enforcer else None,
+                    "policies": [p.name for p in self.ruleset.policies] if self.ruleset else [],
+                    "outputs": {name: {"dropped": n, "dropped_total": sinks[name]["dropped"]} for name, n in grown.items()},
+                },
+                "host": {"hostname": socket.gethostname()},
+            }
+        )
 
     def _emit_status(self, state: str, message: str) -> None:
         self._emit(
