@@ -68,11 +68,17 @@ class Enricher:
     """Turns decoded events into native dicts, naming policies of any generation
     the daemon has loaded (events in flight across a reload keep their names)."""
 
-    def __init__(self, hostname: str | None = None, proc: Callable[[int], Mapping[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        hostname: str | None = None,
+        proc: Callable[[int], Mapping[str, Any]] | None = None,
+        parent_exe: Callable[[int], str | None] = lambda pid: read_exe(pid),
+    ) -> None:
         self.hostname = hostname or socket.gethostname()
         self.rulesets: dict[int, RuleSet] = {}
         self._offset = boot_to_wall_offset()
         self._proc = proc or self._proc_facts
+        self._parent_exe = parent_exe
 
     @staticmethod
     def _proc_facts(pid: int) -> Mapping[str, Any]:
@@ -104,6 +110,11 @@ class Enricher:
         cgroup = facts.get("cgroup")
         if cgroup is None:
             missing.append("cgroup")
+        # The kernel gives the parent's pid only; its executable is read here,
+        # and may be gone (or be another process's, if the pid was reused).
+        parent_exe = self._parent_exe(ev.ppid) if ev.ppid else None
+        if parent_exe is None:
+            missing.append("parent_exe")
         process: dict[str, Any] = {
             "pid": ev.pid,
             "tid": ev.tid,
@@ -115,6 +126,7 @@ class Enricher:
             "cmdline": facts.get("cmdline"),
             "cgroup": cgroup,
             "cgroup_id": ev.cgroup_id,
+            "parent": {"pid": ev.ppid, "exe": parent_exe},
         }
         if missing:
             process["missing"] = missing

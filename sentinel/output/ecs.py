@@ -169,6 +169,9 @@ def _process(process: Any) -> dict[str, Any]:
         # ECS's own examples join with single spaces; args keeps the exact argv.
         "command_line": " ".join(args),
     }
+    parent_exe = (process.get("parent") or {}).get("exe")
+    if parent_exe:
+        result["parent"]["executable"] = parent_exe
     return result
 
 

@@ -175,6 +175,10 @@ def _process(process: Any) -> dict[str, Any]:
                  "groups": [{"uid": _str(process.get("gid"))}]},
         "parent_process": {"pid": process.get("ppid")},
     }
+    parent_exe = (process.get("parent") or {}).get("exe")
+    if parent_exe:
+        result["parent_process"]["file"] = {"path": parent_exe, "name": posixpath.basename(str(parent_exe)),
+                                            "type_id": 1, "type": "Regular File"}
     if exe:
         result["file"] = {"path": exe, "name": posixpath.basename(str(exe)), "type_id": 1,
                           "type": "Regular File"}

@@ -7,7 +7,8 @@ from typing import Any
 
 _PROCESS = {"pid": 4242, "tid": 4243, "ppid": 1, "uid": 1000, "gid": 1001,
             "comm": "cat", "exe": "/usr/bin/cat",
-            "cmdline": ["cat", "/etc/shadow"], "cgroup": "/user.slice"}
+            "cmdline": ["cat", "/etc/shadow"], "cgroup": "/user.slice",
+            "parent": {"pid": 1, "exe": "/usr/lib/systemd/systemd"}}
 
 
 def open_alert(action: str = "deny", outcome: str = "blocked", seq: int = 17) -> dict[str, Any]:

@@ -33,7 +33,8 @@ RS = RuleSet(
 
 
 def enricher() -> Enricher:
-    en = Enricher(hostname="web-1", proc=lambda pid: {"cmdline": ["cat", "/etc/shadow"], "exe": None, "cgroup": "/user.slice"})
+    en = Enricher(hostname="web-1", proc=lambda pid: {"cmdline": ["cat", "/etc/shadow"], "exe": None, "cgroup": "/user.slice"},
+                  parent_exe=lambda pid: "/usr/lib/systemd/systemd" if pid == 1 else None)
     en.rulesets[1] = RS
     return en
 
@@ -50,6 +51,7 @@ def test_open_alert_has_the_contract_fields() -> None:
     p = native["process"]
     assert (p["pid"], p["tid"], p["ppid"], p["uid"], p["comm"], p["exe"]) == (4242, 4243, 1, 1000, "cat", "/usr/bin/cat")
     assert p["cmdline"] == ["cat", "/etc/shadow"] and "missing" not in p
+    assert p["parent"] == {"pid": 1, "exe": "/usr/lib/systemd/systemd"}
     assert native["host"] == {"hostname": "web-1"}
     assert native["@timestamp"].endswith("Z")
 
@@ -78,11 +80,12 @@ def test_connect_alert_decodes_both_families() -> None:
 def test_odd_bytes_in_names_do_not_crash_and_missing_facts_are_marked() -> None:
     raw = record(op=abi.SnOp.OPEN, action=abi.SnAction.DENY, blocked=1, gen=1, path=b"/tmp/\xff\xfe\nname",
                  comm=b"\xc3(")
-    en = Enricher(hostname="h", proc=lambda pid: {"cmdline": None, "exe": None, "cgroup": None})
+    en = Enricher(hostname="h", proc=lambda pid: {"cmdline": None, "exe": None, "cgroup": None},
+                  parent_exe=lambda pid: None)
     en.rulesets[1] = RS
     native = en(Event.from_bytes(raw))
     assert native["file"]["path"] == "/tmp/\\xff\\xfe\nname"
-    assert set(native["process"]["missing"]) == {"cmdline", "exe", "cgroup"}
+    assert set(native["process"]["missing"]) == {"cmdline", "exe", "cgroup", "parent_exe"}
 
 
 def test_short_record_is_rejected() -> None:

@@ -58,7 +58,7 @@ def test_ecs_exec() -> None:
     assert doc["rule"] == {"id": "no-nc", "name": "no-nc", "ruleset": "baseline"}
     proc = doc["process"]
     assert proc["pid"] == 4242 and proc["thread"] == {"id": 4243}
-    assert proc["parent"] == {"pid": 1}
+    assert proc["parent"] == {"pid": 1, "executable": "/usr/lib/systemd/systemd"}
     assert proc["user"] == {"id": "1000"} and proc["group"] == {"id": "1001"}
     assert proc["name"] == "bash" and proc["executable"] == "/usr/bin/bash"
     assert proc["args"] == ["bash", "-c", "nc -l 4444"] and proc["args_count"] == 3
@@ -154,6 +154,7 @@ def test_ocsf_exec_is_process_launch() -> None:
     assert actor["file"]["path"] == "/usr/bin/bash"
     assert actor["user"]["uid"] == "1000"
     assert actor["parent_process"]["pid"] == 1
+    assert actor["parent_process"]["file"]["path"] == "/usr/lib/systemd/systemd"
     assert doc["process"]["file"]["path"] == "/usr/bin/nc.openbsd"
     assert doc["unmapped"]["rule"] == {"id": "no-nc", "severity": "critical"}
     assert doc["unmapped"]["policy"]["name"] == "baseline"
