@@ -134,7 +134,7 @@ static __always_inline int sn_decide_connect(struct socket *sock, const void *ua
 	if (v && verdict.policy >= 0 && verdict.policy < SN_MAX_POLICIES && ((v->match >> verdict.policy) & 1))
 		rule = v->rule[verdict.policy];
 
-	e = sn_event_start(&verdict, SN_OP_CONNECT, rule, gen);
+	e = sn_event_start(cfg, &verdict, SN_OP_CONNECT, rule, gen);
 	if (e) {
 		e->family = d.family;
 		e->protocol = d.protocol;

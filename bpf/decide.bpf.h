@@ -260,10 +260,60 @@ static __always_inline void sn_fill_exe(struct sn_event *e)
  * Reserve an event for verdict V and fill what every operation shares.
  * NULL when the ring buffer is full: counted as lost, the verdict still holds.
  */
-static __always_inline struct sn_event *sn_event_start(const struct sn_verdict *v, __u32 op, __u16 rule, __u32 gen)
+/*
+ * Flood control: at most cfg->alert_rate alerts per second for one process
+ * and rule; the rest are counted, not sent. Returns how many were held back
+ * in the window before this one (the first alert of a window carries that
+ * summary), or -1 when this alert is to be held back. The verdict itself is
+ * never affected: a held-back alert's operation is still denied.
+ */
+static __always_inline long sn_rate_check(const struct sn_config *cfg, const struct sn_verdict *v, __u32 op, __u16 rule)
 {
-	struct sn_event *e = bpf_ringbuf_reserve(&sn_events, sizeof(*e), 0);
+	struct sn_rate_key key = {};
+	struct sn_rate_val *r, fresh = {};
+	__u64 now;
+	__u32 before;
 
+	if (!cfg->alert_rate || v->policy == SN_CANARY_POLICY)
+		return 0;
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	key.policy = v->policy;
+	key.rule = rule;
+	key.op = op;
+	now = bpf_ktime_get_boot_ns();
+	r = bpf_map_lookup_elem(&sn_rate, &key);
+	if (!r) {
+		fresh.window_start_ns = now;
+		fresh.sent = 1;
+		bpf_map_update_elem(&sn_rate, &key, &fresh, BPF_ANY);
+		return 0;
+	}
+	if (now - r->window_start_ns >= SN_RATE_WINDOW_NS) {
+		/* Racing CPUs may both start the window: a few extra alerts, never a lost count. */
+		before = r->suppressed;
+		__sync_fetch_and_add(&r->suppressed, -before);  /* keeps increments made meanwhile */
+		r->window_start_ns = now;
+		r->sent = 1;
+		return before;
+	}
+	if (r->sent >= cfg->alert_rate) {
+		__sync_fetch_and_add(&r->suppressed, 1);
+		sn_count(SN_CNT_SUPPRESSED);
+		return -1;
+	}
+	r->sent += 1;
+	return 0;
+}
+
+static __always_inline struct sn_event *sn_event_start(const struct sn_config *cfg, const struct sn_verdict *v,
+						       __u32 op, __u16 rule, __u32 gen)
+{
+	long held_back = sn_rate_check(cfg, v, op, rule);
+	struct sn_event *e;
+
+	if (held_back < 0)
+		return 0;
+	e = bpf_ringbuf_reserve(&sn_events, sizeof(*e), 0);
 	if (!e) {
 		sn_count(SN_CNT_RINGBUF_FULL);
 		return 0;
@@ -281,7 +331,7 @@ static __always_inline struct sn_event *sn_event_start(const struct sn_verdict *
 	e->family = 0;
 	e->protocol = 0;
 	e->dport = 0;
-	e->_tail = 0;
+	e->suppressed = held_back;
 	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
 	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
 	e->path[0] = 0;

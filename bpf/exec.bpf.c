@@ -44,7 +44,7 @@ static __always_inline int sn_decide_exec(struct linux_binprm *bprm, bool can_d_
 		sn_count(SN_CNT_DENIED);
 
 	rule = sn_find_rule(&w, gen, file->f_path.dentry, file->f_path.mnt, slot, v.policy);
-	e = sn_event_start(&v, SN_OP_EXEC, rule, gen);
+	e = sn_event_start(cfg, &v, SN_OP_EXEC, rule, gen);
 	if (e) {
 		e->dev = file->f_inode->i_sb->s_dev;
 		e->ino = file->f_inode->i_ino;

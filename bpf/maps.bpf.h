@@ -105,6 +105,14 @@ struct {
 	__type(value, struct sn_guard);
 } sn_guard SEC(".maps") __weak;
 
+/* Flood control: least recently alerting (process, rule) pairs are forgotten first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SN_RATE_ENTRIES);
+	__type(key, struct sn_rate_key);
+	__type(value, struct sn_rate_val);
+} sn_rate SEC(".maps") __weak;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SN_CNT_MAX);

@@ -90,7 +90,7 @@ static __always_inline int sn_decide_open(struct file *file)
 
 	if (v.policy != SN_CANARY_POLICY)
 		rule = sn_find_rule(&w, gen, file->f_path.dentry, file->f_path.mnt, slot, v.policy);
-	e = sn_event_start(&v, SN_OP_OPEN, rule, gen);
+	e = sn_event_start(cfg, &v, SN_OP_OPEN, rule, gen);
 	if (e) {
 		e->access = acc;
 		e->dev = file->f_inode->i_sb->s_dev;

@@ -67,6 +67,7 @@ enum sn_counter {
 	SN_CNT_DENIED = 2,       /* operations failed with EPERM */
 	SN_CNT_DEPTH_CUT = 3,    /* path walks that hit SN_MAX_DEPTH (failed closed) */
 	SN_CNT_TAMPER = 4,       /* attempts on sentinel's own maps, pins or daemon, denied */
+	SN_CNT_SUPPRESSED = 5,   /* alerts held back by the per-process, per-rule rate limit */
 	SN_CNT_MAX = 8,
 };
 
@@ -167,6 +168,8 @@ struct sn_config {
 	__u64 canary_start_ticks;        /* its start time in clock ticks (/proc/PID/stat field 22) */
 	__u32 uid_count;                 /* sn_uids entries of this generation */
 	__u32 canary_tgid;               /* the daemon: exempt from user policies, denied the canary */
+	__u32 alert_rate;                /* alerts per second per process and rule; 0: no limit */
+	__u32 _pad;
 };
 
 /* sn_state[0]: the generation in force (one aligned __u32 store switches it),
@@ -192,6 +195,23 @@ struct sn_guard {
 	__u32 owner_tgid;
 	__u32 pin_dev;              /* s_dev of the bpffs holding the pins */
 	__u64 pin_dirs[SN_GUARD_DIRS]; /* inode numbers of sentinel/, maps/, links/ */
+};
+
+/* sn_rate: one process's alerts for one rule in the current one-second window. */
+#define SN_RATE_WINDOW_NS 1000000000ULL
+#define SN_RATE_ENTRIES   16384
+
+struct sn_rate_key {
+	__u32 tgid;
+	__u16 policy;
+	__u16 rule;
+	__u32 op;
+};
+
+struct sn_rate_val {
+	__u64 window_start_ns;
+	__u32 sent;         /* alerts emitted in this window */
+	__u32 suppressed;   /* alerts held back in this window */
 };
 
 #define SN_PROBE_IDS 4
@@ -231,7 +251,7 @@ struct sn_event {
 	char comm[SN_COMM_LEN];
 	char path[SN_PATH_LEN];  /* the object's path (d_path), "" if unknown */
 	char exe[SN_PATH_LEN];   /* the process's executable (d_path), "" if unknown */
-	__u32 _tail;             /* explicit: the struct is 8-byte aligned */
+	__u32 suppressed;        /* this process's alerts for this rule held back in the window before this one */
 };
 
 #endif /* SENTINEL_H */

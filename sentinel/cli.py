@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["enforce", "audit"])
     p.add_argument("--output", action="append", metavar="SPEC")
     p.add_argument("--format", choices=["native", "ecs", "ocsf"], default="native")
+    p.add_argument("--alert-rate", type=int, default=100, metavar="N",
+                   help="alerts per second per process and rule; the rest are counted and summarised (0: no limit)")
 
     sub.add_parser("reload", help="make the running daemon reload its policies")
 

@@ -40,6 +40,7 @@ class DaemonConfig:
     policy_paths: list[str]
     mode: str | None  # "enforce" | "audit" | None: each policy's own mode
     pipeline: Pipeline
+    alert_rate: int = 100  # per process and rule per second, in the kernel; 0: no limit
 
 
 def compile_policies(paths: list[str], mode: str | None) -> RuleSet:
@@ -66,6 +67,8 @@ class Daemon:
     tamper_seen: int = 0
     _drops_seen: dict[str, int] = field(default_factory=dict)
     _drops_checked_at: float = 0.0
+    suppressed_seen: int = 0
+    _suppressed_reported_at: float = 0.0
     _lease: guard.GuardLease | None = None
     _reload_requested: bool = False
     _stop_requested: bool = False
@@ -89,6 +92,7 @@ class Daemon:
             ) from exc
         counters = self.enforcer.counters()
         self.lost_seen, self.tamper_seen = counters["ringbuf_full"], counters["tamper"]
+        self.suppressed_seen = counters["suppressed"]
         self._ring = self.enforcer.ring_buffer(self._on_record)
         self._switch_to(ruleset)
         self._write_pid()
@@ -113,7 +117,9 @@ class Daemon:
         enforcer = self.enforcer
         canary = FileIdentity.from_path(str(pins.CANARY_FILE))  # tmpfs: stat() is the kernel's view
         encoded = enforcer.apply(
-            lambda gen: encode_ruleset(ruleset, gen, canary, os.getpid(), resolve=enforcer.resolve)
+            lambda gen: encode_ruleset(
+                ruleset, gen, canary, os.getpid(), resolve=enforcer.resolve, alert_rate=self.config.alert_rate
+            )
         )
         self._enricher.rulesets[encoded.gen] = ruleset
         self.ruleset = ruleset
@@ -169,6 +175,8 @@ class Daemon:
         self._ring.consume()
         self._report_counters()
         self._report_output_drops(force=True)
+        if self.enforcer is not None:
+            self._report_suppressed(self.enforcer.counters()["suppressed"], force=True)
         if self._lease is not None:
             self._lease.release()
         self._emit_status("stopped", "daemon stopped; pinned enforcement stays until `sentinel unload`")
@@ -215,6 +223,7 @@ class Daemon:
                               "pins or daemon were denied")
             self.tamper_seen = tamper
         self._report_output_drops()
+        self._report_suppressed(counters["suppressed"])
         total = counters["ringbuf_full"]
         if total > self.lost_seen:
             self._emit(
@@ -226,6 +235,32 @@ class Daemon:
                 }
             )
             self.lost_seen = total
+
+    def _report_suppressed(self, total: int, force: bool = False) -> None:
+        """The periodic `suppressed N` summary: alerts the kernel's rate limit
+        held back since the last one (each (process, rule) pair's own count
+        also rides on its next alert, as `suppressed.count`)."""
+        now = time.monotonic()
+        if total <= self.suppressed_seen or (not force and now - self._suppressed_reported_at < OUTPUT_REPORT_S):
+            return
+        self._suppressed_reported_at = now
+        n = total - self.suppressed_seen
+        self.suppressed_seen = total
+        self._emit(
+            {
+                "@timestamp": iso_timestamp(time.time()),
+                "event": {"kind": "status"},
+                "status": {
+                    "state": "suppressed",
+                    "message": f"suppressed {n} alerts over the rate limit of {self.config.alert_rate} "
+                    "per second per process and rule (the operations were still judged)",
+                    "mechanism": self.enforcer.mechanism if self.enforcer else None,
+                    "policies": [p.name for p in self.ruleset.policies] if self.ruleset else [],
+                },
+                "suppressed": {"count": n},
+                "host": {"hostname": socket.gethostname()},
+            }
+        )
 
     def _report_output_drops(self, force: bool = False) -> None:
         """A status event naming each output that dropped events since the last

@@ -16,11 +16,15 @@ def run(args: argparse.Namespace) -> int:
 
     # Validate everything before touching the kernel: an invalid policy or
     # output spec exits 2 with nothing loaded.
+    from sentinel.errors import UsageError
+
+    if not 0 <= args.alert_rate < 2**32:
+        raise UsageError(f"--alert-rate {args.alert_rate}: give alerts per second, 0 for no limit")
     specs = parse_specs(args.output or [DEFAULT_OUTPUT])
     compile_policies(args.policy, args.mode)
     logger = sentinel_log.setup(policy_paths=args.policy, mode=args.mode or "per-policy")
     pipeline = Pipeline([open_sink(s) for s in specs], args.format)
-    daemon = Daemon(DaemonConfig(args.policy, args.mode, pipeline), logger)
+    daemon = Daemon(DaemonConfig(args.policy, args.mode, pipeline, alert_rate=args.alert_rate), logger)
     try:
         daemon.start()
     except BaseException:

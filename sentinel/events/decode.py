@@ -44,6 +44,7 @@ class Event:
     protocol: int
     daddr: str | None
     dport: int
+    suppressed: int = 0  # alerts of this process and rule held back in the window before
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Event:
@@ -78,6 +79,7 @@ class Event:
             dev=e.dev,
             ino=e.ino,
             access=tuple(name for bit, name in _ACCESS_NAMES if e.access & bit),
+            suppressed=e.suppressed,
             family=e.family,
             protocol=e.protocol,
             daddr=daddr,

@@ -144,6 +144,10 @@ class Enricher:
             "process": process,
             "host": {"hostname": self.hostname},
         }
+        if ev.suppressed:
+            # The rate limit held back this many alerts of this process and
+            # rule in the window before this one: the summary travels with it.
+            out["suppressed"] = {"count": ev.suppressed}
         if ev.op in (abi.SnOp.EXEC, abi.SnOp.OPEN):
             out["file"] = {"path": ev.path, "dev": ev.dev, "inode": ev.ino}
             if ev.op == abi.SnOp.OPEN:

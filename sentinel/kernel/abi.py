@@ -67,6 +67,7 @@ class SnCounter(IntEnum):
     DENIED = 2
     DEPTH_CUT = 3
     TAMPER = 4
+    SUPPRESSED = 5
     MAX = 8
 
 
@@ -134,11 +135,25 @@ class sn_config(ctypes.Structure):
         ("canary_start_ticks", u64),
         ("uid_count", u32),
         ("canary_tgid", u32),
+        ("alert_rate", u32),
+        ("_pad", u32),
     ]
 
 
 class sn_state(ctypes.Structure):
     _fields_ = [("gen", u32), ("probe_tgid", u32), ("probe_ticks", u64)]
+
+
+RATE_WINDOW_NS = 1_000_000_000
+RATE_ENTRIES = 16384
+
+
+class sn_rate_key(ctypes.Structure):
+    _fields_ = [("tgid", u32), ("policy", u16), ("rule", u16), ("op", u32)]
+
+
+class sn_rate_val(ctypes.Structure):
+    _fields_ = [("window_start_ns", u64), ("sent", u32), ("suppressed", u32)]
 
 
 GUARD_DIRS = 3
@@ -188,7 +203,7 @@ class sn_event(ctypes.Structure):
         ("comm", ctypes.c_char * COMM_LEN),
         ("path", ctypes.c_char * PATH_LEN),
         ("exe", ctypes.c_char * PATH_LEN),
-        ("_tail", u32),
+        ("suppressed", u32),
     ]
 
 
@@ -210,6 +225,8 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
         sn_state,
         sn_probe,
         sn_guard,
+        sn_rate_key,
+        sn_rate_val,
         sn_event,
     )
 }

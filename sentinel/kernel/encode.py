@@ -108,6 +108,7 @@ def encode_ruleset(
     canary: FileIdentity | None = None,
     canary_tgid: int = 0,
     resolve: Resolver = stat_identities,
+    alert_rate: int = 0,
 ) -> EncodedRuleSet:
     """Build the entries of generation GEN (0 or 1) for RS.
 
@@ -166,6 +167,7 @@ def encode_ruleset(
     out.files = {k: bytes(v) for k, v in sorted(vals.items())}
     _encode_nets(rs, gen, out)
     cfg = _config(rs, canary_tgid)
+    cfg.alert_rate = alert_rate
     _encode_selectors(rs, gen, out, cfg, resolve)
     for slot in range(abi.SLOTS):
         cfg.subtree_any[slot] = subtree_any[slot]

@@ -114,6 +114,7 @@ def test_defines_match() -> None:
         "SN_MAX_SELECTORS": abi.MAX_SELECTORS,
         "SN_PROBE_IDS": abi.PROBE_IDS,
         "SN_GUARD_DIRS": abi.GUARD_DIRS,
+        "SN_RATE_ENTRIES": abi.RATE_ENTRIES,
     }
     assert {k: defines.get(k) for k in expected} == expected
 
