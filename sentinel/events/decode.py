@@ -44,6 +44,7 @@ class Event:
     protocol: int
     daddr: str | None
     dport: int
+    via: abi.SnVia = abi.SnVia.OPEN
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Event:
@@ -82,4 +83,5 @@ class Event:
             protocol=e.protocol,
             daddr=daddr,
             dport=e.dport,
+            via=abi.SnVia(e.via) if e.via in abi.SnVia._value2member_map_ else abi.SnVia.OPEN,
         )

@@ -22,11 +22,30 @@ from sentinel.kernel.libbpf import BpfObject, Link, Map, RingBuffer, open_pinned
 
 MECH_LSM = "bpf-lsm"
 MECH_FMOD_RET = "fmod_ret"
+MECH_TRACE = "trace"
 
-# The entry points each mechanism loads; the other mechanism's stay unloaded.
+# Mechanisms that make a denied operation fail with EPERM. MECH_TRACE only
+# observes (fentry on the same security_* functions): audit mode only.
+ENFORCING = (MECH_LSM, MECH_FMOD_RET)
+
+# Test hook: force one mechanism (bpf-lsm, fmod_ret, trace) instead of the
+# automatic choice, so that the tracing fallback can be exercised on a kernel
+# that could enforce. Not meant for production use.
+FORCE_MECHANISM_ENV = "SENTINEL_FORCE_MECHANISM"
+
+_NAME_HOOKS = ("path_rename", "path_link", "path_unlink", "path_rmdir", "path_truncate")
+
+# The entry points each mechanism loads; the other mechanisms' stay unloaded.
 PROGRAMS: dict[str, tuple[str, ...]] = {
-    MECH_LSM: ("lsm_file_open", "lsm_bprm_check", "lsm_connect", "lsm_sendmsg"),
-    MECH_FMOD_RET: ("fmodret_file_open", "fmodret_bprm_check", "fmodret_connect", "fmodret_sendmsg"),
+    MECH_LSM: ("lsm_file_open", "lsm_bprm_check", "lsm_connect", "lsm_sendmsg", *(f"lsm_{h}" for h in _NAME_HOOKS)),
+    MECH_FMOD_RET: (
+        "fmodret_file_open", "fmodret_bprm_check", "fmodret_connect", "fmodret_sendmsg",
+        *(f"fmodret_{h}" for h in _NAME_HOOKS),
+    ),
+    MECH_TRACE: (
+        "fentry_file_open", "fentry_bprm_check", "fentry_connect", "fentry_sendmsg",
+        *(f"fentry_{h}" for h in _NAME_HOOKS),
+    ),
 }
 
 MAP_NAMES = (
