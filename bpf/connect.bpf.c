@@ -191,3 +191,18 @@ int BPF_PROG(fmodret_sendmsg, struct socket *sock, struct msghdr *msg, int size,
 		return ret;
 	return sn_decide_sendmsg(sock, msg);
 }
+
+/* Tracing only (mechanism "trace"): judged and reported, never denied. */
+SEC("fentry/security_socket_connect")
+int BPF_PROG(fentry_connect, struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	sn_decide_connect(sock, address, addrlen);
+	return 0;
+}
+
+SEC("fentry/security_socket_sendmsg")
+int BPF_PROG(fentry_sendmsg, struct socket *sock, struct msghdr *msg, int size)
+{
+	sn_decide_sendmsg(sock, msg);
+	return 0;
+}

@@ -333,7 +333,8 @@ static __always_inline struct sn_event *sn_event_start(const struct sn_config *c
 	e->dport = 0;
 	e->suppressed = held_back;
 	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	e->via = SN_VIA_OPEN;
+	e->_pad = 0;
 	e->path[0] = 0;
 	e->exe[0] = 0;
 	sn_fill_process(e);

@@ -77,3 +77,11 @@ int BPF_PROG(fmodret_bprm_check, struct linux_binprm *bprm, int ret)
 		return ret;
 	return sn_decide_exec(bprm, false);
 }
+
+/* Tracing only (mechanism "trace"): judged and reported, never denied. */
+SEC("fentry/security_bprm_check")
+int BPF_PROG(fentry_bprm_check, struct linux_binprm *bprm)
+{
+	sn_decide_exec(bprm, false);
+	return 0;
+}

@@ -120,3 +120,12 @@ int BPF_PROG(fmodret_file_open, struct file *file, int ret)
 		return ret;
 	return sn_decide_open(file);
 }
+
+/* Tracing only (mechanism "trace", where neither of the above can load):
+ * judged and reported, never denied. Audit mode only. */
+SEC("fentry/security_file_open")
+int BPF_PROG(fentry_file_open, struct file *file)
+{
+	sn_decide_open(file);
+	return 0;
+}

@@ -49,6 +49,17 @@ enum sn_action {
 enum sn_path_kind {
 	SN_KIND_EXACT = 0,   /* the object itself */
 	SN_KIND_SUBTREE = 1, /* everything strictly below this directory */
+	SN_KIND_GUARD = 2,   /* a directory on the way to a deny rule's object: renaming or removing it is a write */
+};
+
+/* How an open-operation alert reached the object (sn_event.via). */
+enum sn_via {
+	SN_VIA_OPEN = 0,
+	SN_VIA_TRUNCATE = 1,  /* truncate(2), ftruncate(2) */
+	SN_VIA_RENAME = 2,    /* renamed away, or another object renamed over it */
+	SN_VIA_LINK = 3,      /* a hard link to it made */
+	SN_VIA_UNLINK = 4,    /* unlink(2) */
+	SN_VIA_RMDIR = 5,     /* rmdir(2) */
 };
 
 enum sn_access {
@@ -246,7 +257,8 @@ struct sn_event {
 	__u16 dport;
 	__u8 family;         /* AF_INET, AF_INET6 (connect) */
 	__u8 protocol;       /* IPPROTO_TCP, IPPROTO_UDP (connect) */
-	__u8 _pad[2];
+	__u8 via;            /* enum sn_via (open) */
+	__u8 _pad;
 	__u8 daddr[16];
 	char comm[SN_COMM_LEN];
 	char path[SN_PATH_LEN];  /* the object's path (d_path), "" if unknown */

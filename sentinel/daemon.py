@@ -26,7 +26,15 @@ from sentinel.events.decode import Event
 from sentinel.events.enrich import Enricher, iso_timestamp
 from sentinel.kernel import abi, guard, pins
 from sentinel.kernel.encode import FileIdentity, encode_ruleset
-from sentinel.kernel.objects import MECH_FMOD_RET, MECH_LSM, Enforcer
+from sentinel.kernel.objects import (
+    ENFORCING,
+    FORCE_MECHANISM_ENV,
+    MECH_FMOD_RET,
+    MECH_LSM,
+    MECH_TRACE,
+    PROGRAMS,
+    Enforcer,
+)
 from sentinel.kernel.probe import active_lsms
 from sentinel.output.pipeline import Pipeline
 from sentinel.policy.loader import load_policies
@@ -49,11 +57,50 @@ def compile_policies(paths: list[str], mode: str | None) -> RuleSet:
     return build_ruleset(load_policies(paths), override)
 
 
-def choose_mechanism() -> str:
-    """BPF-LSM where `bpf` is an active LSM; else the fmod_ret fallback.
-    Whether it really loads and denies is proven by load and the self-check."""
+def mechanism_candidates() -> list[str]:
+    """Mechanisms to try, strongest first: BPF-LSM where `bpf` is an active
+    LSM, the fmod_ret fallback, then tracing (audit only). Whether one really
+    loads and denies is proven by loading it and by the self-check."""
+    forced = os.environ.get(FORCE_MECHANISM_ENV)
+    if forced:
+        if forced not in PROGRAMS:
+            raise NotSupported(f"{FORCE_MECHANISM_ENV}={forced!r}: no such mechanism (one of {', '.join(PROGRAMS)})")
+        return [forced]
     lsms = active_lsms() or []
-    return MECH_LSM if "bpf" in lsms else MECH_FMOD_RET
+    return ([MECH_LSM] if "bpf" in lsms else []) + [MECH_FMOD_RET, MECH_TRACE]
+
+
+def choose_mechanism() -> str:
+    return mechanism_candidates()[0]
+
+
+def load_enforcer(ruleset: RuleSet) -> Enforcer:
+    """Load the strongest mechanism that loads. A rule set with an enforcing
+    policy never falls back to tracing: that would report enforcement that is
+    not happening, so it fails naming what is missing."""
+    enforcing = any(p.mode != Mode.AUDIT for p in ruleset.policies)
+    failures: list[str] = []
+    candidates = mechanism_candidates()
+    if "bpf" not in (active_lsms() or []) and not os.environ.get(FORCE_MECHANISM_ENV):
+        failures.append("BPF-LSM is not in the active LSM list")
+    for mechanism in candidates:
+        if mechanism == MECH_TRACE and enforcing:
+            if os.environ.get(FORCE_MECHANISM_ENV):
+                failures.append(f"mechanism {MECH_TRACE} (forced by {FORCE_MECHANISM_ENV}) can only observe")
+            break
+        try:
+            return Enforcer.load(mechanism)
+        except KernelError as exc:
+            failures.append(f"loading the {mechanism} programs failed: {str(exc).splitlines()[0]}")
+    what = "enforce" if enforcing else "observe"
+    hint = ""
+    if enforcing:
+        hint = (" Nothing here can make a denied operation fail with EPERM;"
+                " `--mode audit` still reports would_deny alerts where tracing (fentry) loads.")
+    raise NotSupported(
+        f"cannot {what} on this kernel ({os.uname().release}): " + "; ".join(failures) + "." + hint
+        + " Run `sentinel doctor` for details."
+    )
 
 
 @dataclass
@@ -81,15 +128,9 @@ class Daemon:
         """Compile, load, switch in and self-check. Raises SentinelError with
         nothing left half-applied when the policies are invalid."""
         ruleset = compile_policies(self.config.policy_paths, self.config.mode)
-        mechanism = choose_mechanism()
         guard.wait_until_free()  # a killed daemon's guard lapses; a live one's is an error
-        try:
-            self.enforcer = Enforcer.load(mechanism)
-        except KernelError as exc:
-            raise NotSupported(
-                f"cannot enforce on this kernel ({os.uname().release}): loading the {mechanism} programs failed: "
-                f"{str(exc).splitlines()[0]}. Run `sentinel doctor` for details."
-            ) from exc
+        self.enforcer = load_enforcer(ruleset)
+        mechanism = self.enforcer.mechanism
         counters = self.enforcer.counters()
         self.lost_seen, self.tamper_seen = counters["ringbuf_full"], counters["tamper"]
         self.suppressed_seen = counters["suppressed"]
@@ -101,7 +142,9 @@ class Daemon:
             on_error=lambda exc: self.log.error("guard lease not renewed", reason=str(exc)),
         )
         self._lease.start()
-        self._emit_status("started", f"enforcing {len(ruleset.policies)} policies through {mechanism}")
+        verb = "enforcing" if mechanism in ENFORCING else "observing (audit only, nothing can be blocked)"
+        self._emit_status("started", f"{verb} {len(ruleset.policies)} policies through {mechanism}"
+                          + self._unresolved_warning())
         self.log.info(
             "started",
             mechanism=mechanism,
@@ -109,9 +152,26 @@ class Daemon:
             unresolved_paths=self._unresolved,
         )
 
+    def _unresolved_warning(self) -> str:
+        """Rules are bound to objects at load: a path with nothing behind it
+        (or a cgroup not yet created) protects or selects nothing until a
+        reload after it exists. Never silent: status event, log and status."""
+        if not self._unresolved:
+            return ""
+        self.log.warning(
+            "rule paths or cgroups with nothing behind them at load match nothing until a reload after they exist",
+            unresolved_paths=self._unresolved,
+        )
+        return (f"; WARNING: nothing exists at {', '.join(self._unresolved)}: these entries match nothing "
+                "until a reload after they exist (a prefix rule on the directory covers files created later)")
+
     def _switch_to(self, ruleset: RuleSet) -> None:
         """Apply RULESET as the next generation and prove denial happens."""
         assert self.enforcer is not None
+        if self.enforcer.mechanism not in ENFORCING and any(p.mode != Mode.AUDIT for p in ruleset.policies):
+            raise NotSupported(
+                f"mechanism {self.enforcer.mechanism} cannot enforce: every policy must be in audit mode (--mode audit)"
+            )
         pins.RUN_DIR.mkdir(parents=True, exist_ok=True)
         pins.CANARY_FILE.write_text("sentinel self-check canary\n")
         enforcer = self.enforcer
@@ -122,6 +182,7 @@ class Daemon:
             )
         )
         self._enricher.rulesets[encoded.gen] = ruleset
+        self._enricher.names[encoded.gen] = encoded.names
         self.ruleset = ruleset
         self._unresolved = encoded.unresolved
         self._self_check()
@@ -129,7 +190,20 @@ class Daemon:
 
     def _self_check(self) -> None:
         """Open the canary, which only this process is denied: a successful
-        attach is no proof that the hook runs, an EPERM is."""
+        attach is no proof that the hook runs, an EPERM is. Where the
+        mechanism only observes, the canary's event proves the hook runs."""
+        if self.enforcer is not None and self.enforcer.mechanism not in ENFORCING:
+            seen = self._canary_seen
+            with open(pins.CANARY_FILE, "rb"):
+                pass
+            deadline = time.monotonic() + 10
+            while self._canary_seen == seen and time.monotonic() < deadline:
+                self._ring.poll(100)
+            if self._canary_seen == seen:
+                raise KernelError(
+                    f"self-check failed: the canary open was not observed (mechanism {self.enforcer.mechanism})"
+                )
+            return
         try:
             with open(pins.CANARY_FILE, "rb"):
                 pass
@@ -155,7 +229,7 @@ class Daemon:
             self._emit_status("reload_rejected", str(exc))
             return
         self.log.info("reloaded", policies=[p.name for p in ruleset.policies], unresolved_paths=self._unresolved)
-        self._emit_status("reloaded", f"enforcing {len(ruleset.policies)} policies")
+        self._emit_status("reloaded", f"enforcing {len(ruleset.policies)} policies" + self._unresolved_warning())
 
     def serve(self) -> int:
         """The poll loop, until SIGTERM/SIGINT."""
@@ -304,7 +378,9 @@ class Daemon:
                     "state": state,
                     "message": message,
                     "mechanism": self.enforcer.mechanism if self.enforcer else None,
+                    "enforcing": bool(self.enforcer and self.enforcer.mechanism in ENFORCING),
                     "policies": [p.name for p in self.ruleset.policies] if self.ruleset else [],
+                    "unresolved_paths": list(self._unresolved),
                 },
                 "host": {"hostname": socket.gethostname()},
             }
@@ -319,6 +395,7 @@ class Daemon:
         status = {
             "pid": os.getpid(),
             "mechanism": self.enforcer.mechanism,
+            "enforcing": self.enforcer.mechanism in ENFORCING,
             "generation": gen,
             "self_check": "passed",
             "self_check_at": iso_timestamp(time.time()),

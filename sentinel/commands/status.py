@@ -54,6 +54,8 @@ def gather() -> dict[str, Any]:
         "self_check": recorded.get("self_check", "unknown"),
         "self_check_at": recorded.get("self_check_at"),
         "policies": recorded.get("policies", []),
+        "enforcing": recorded.get("enforcing"),
+        "unresolved_paths": recorded.get("unresolved_paths", []),
         "daemon_pid": daemon_pid(),
         "self_protection": f"active, held by pid {lease.owner_pid}" if held and lease else "inactive (no daemon holds it)",
         "counters": counters,
@@ -67,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         names = ", ".join(p["name"] for p in info["policies"]) or "?"
         print(f"loaded: {'yes' if info['loaded'] else 'no'} ({info['policies_in_kernel']} policies: {names})")
-        print(f"mechanism: {info['mechanism']}  links: {', '.join(info['links']) or 'none'}")
+        observe = " (observing only: nothing is blocked)" if info["enforcing"] is False else ""
+        print(f"mechanism: {info['mechanism']}{observe}  links: {', '.join(info['links']) or 'none'}")
+        if info["unresolved_paths"]:
+            print(f"WARNING: nothing existed at load at {', '.join(info['unresolved_paths'])}: "
+                  "these entries match nothing until a reload")
         print(f"self-check: {info['self_check']} at {info['self_check_at']}")
         pid = info["daemon_pid"]
         print(f"daemon: {'running, pid ' + str(pid) if pid else 'not running (pinned enforcement stays)'}")

@@ -44,6 +44,7 @@ class Event:
     protocol: int
     daddr: str | None
     dport: int
+    via: abi.SnVia = abi.SnVia.OPEN
     suppressed: int = 0  # alerts of this process and rule held back in the window before
 
     @classmethod
@@ -84,4 +85,5 @@ class Event:
             protocol=e.protocol,
             daddr=daddr,
             dport=e.dport,
+            via=abi.SnVia(e.via) if e.via in abi.SnVia._value2member_map_ else abi.SnVia.OPEN,
         )

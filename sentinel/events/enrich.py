@@ -76,6 +76,9 @@ class Enricher:
     ) -> None:
         self.hostname = hostname or socket.gethostname()
         self.rulesets: dict[int, RuleSet] = {}
+        # Per generation, (dev, ino) -> the rule path resolved to it: completes
+        # the paths of name-change events, whose hooks cannot call bpf_d_path.
+        self.names: dict[int, dict[tuple[int, int], str]] = {}
         self._offset = boot_to_wall_offset()
         self._proc = proc or self._proc_facts
         self._parent_exe = parent_exe
@@ -149,9 +152,15 @@ class Enricher:
             # rule in the window before this one: the summary travels with it.
             out["suppressed"] = {"count": ev.suppressed}
         if ev.op in (abi.SnOp.EXEC, abi.SnOp.OPEN):
-            out["file"] = {"path": ev.path, "dev": ev.dev, "inode": ev.ino}
+            path = ev.path
+            if ev.via != abi.SnVia.OPEN:
+                # The kernel sent the last name component only.
+                path = self.names.get(ev.gen, {}).get((ev.dev, ev.ino), path)
+            out["file"] = {"path": path, "dev": ev.dev, "inode": ev.ino}
             if ev.op == abi.SnOp.OPEN:
                 out["file"]["access"] = list(ev.access)
+                if ev.via != abi.SnVia.OPEN:
+                    out["file"]["via"] = ev.via.name.lower()
         else:
             out["network"] = {
                 "family": _FAMILIES.get(ev.family, str(ev.family)),

@@ -49,6 +49,16 @@ class SnAction(IntEnum):
 class SnPathKind(IntEnum):
     EXACT = 0
     SUBTREE = 1
+    GUARD = 2
+
+
+class SnVia(IntEnum):
+    OPEN = 0
+    TRUNCATE = 1
+    RENAME = 2
+    LINK = 3
+    UNLINK = 4
+    RMDIR = 5
 
 
 class SnAccess(IntEnum):
@@ -198,7 +208,8 @@ class sn_event(ctypes.Structure):
         ("dport", u16),
         ("family", u8),
         ("protocol", u8),
-        ("_pad", u8 * 2),
+        ("via", u8),
+        ("_pad", u8),
         ("daddr", u8 * 16),
         ("comm", ctypes.c_char * COMM_LEN),
         ("path", ctypes.c_char * PATH_LEN),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sentinel.compiler.ir import Action, Decision, Mode, NetEntry, PathKind, RuleSet
+from sentinel.compiler.ir import Action, Decision, FileEntry, Mode, NetEntry, PathKind, RuleSet, Slot
 from sentinel.errors import NotSupported
 from sentinel.kernel import abi
 
@@ -60,6 +61,7 @@ class EncodedRuleSet:
     uids: bytes = b""  # this generation's sn_uids entries, in order  # this generation's half of sn_ports (port -> class), or b"" when no connect rules
     config: bytes = b""
     unresolved: list[str] = field(default_factory=list)  # paths with no object behind them
+    names: dict[tuple[int, int], str] = field(default_factory=dict)  # (dev, ino) -> the rule path resolved to it
 
 
 def process_start_ticks(pid: int) -> int:
@@ -153,6 +155,10 @@ def encode_ruleset(
                     if decision.action == Action.DENY:
                         subtree_deny[slot] |= bit
 
+    for ident, entry in placed:
+        out.names.setdefault((ident.dev, ident.ino), entry.path)
+    _encode_guards(rs, gen, vals, out, resolve)
+
     if canary is not None:
         key = bytes(file_key(canary, PathKind.EXACT, gen))
         val = vals.setdefault(key, abi.sn_file_val())
@@ -179,6 +185,59 @@ def encode_ruleset(
             f"capacity ({abi.MAX_FILES // 2} / {abi.MAX_RULE_REFS // 2} per generation)"
         )
     return out
+
+
+def guard_dirs(entry: FileEntry) -> list[str]:
+    """The directories whose renaming or removal would free ENTRY's name: its
+    parent and every ancestor but "/", and a subtree rule's own directory."""
+    out = [entry.path] if entry.kind == PathKind.SUBTREE else []
+    d = posixpath.dirname(entry.path)
+    while d not in ("/", ""):
+        out.append(d)
+        d = posixpath.dirname(d)
+    return [p for p in out if p != "/"]
+
+
+def _encode_guards(
+    rs: RuleSet, gen: int, vals: dict[bytes, abi.sn_file_val], out: EncodedRuleSet, resolve: Resolver
+) -> None:
+    """GUARD entries: a read or write deny rule on a path denies renaming or
+    removing the directories on the way to it (as a write), so the name the
+    rule was written for cannot be moved away and recreated unprotected."""
+    by_dir: dict[str, dict[int, int]] = {}
+    for entry in rs.files:
+        denies = sorted(
+            {
+                (policy, decision.rule)
+                for sd in entry.slots
+                if sd.slot in (Slot.READ, Slot.WRITE)
+                for policy, decision in sd.by_policy
+                if decision.action == Action.DENY
+            }
+        )
+        if not denies:
+            continue
+        for d in guard_dirs(entry):
+            rules = by_dir.setdefault(d, {})
+            for policy, rule in denies:
+                rules.setdefault(policy, rule)
+    for d, rules in sorted(by_dir.items()):
+        try:
+            idents = resolve(d)
+        except OSError:
+            continue  # nothing there to rename; the nearest existing ancestor is guarded
+        for ident in idents:
+            out.names.setdefault((ident.dev, ident.ino), d)
+            key = abi.sn_file_key(ino=ident.ino, dev=ident.dev, kind=int(abi.SnPathKind.GUARD), gen=gen)
+            val = vals.setdefault(bytes(key), abi.sn_file_val())
+            for policy, rule in rules.items():
+                bit = 1 << policy
+                if val.match[Slot.WRITE] & bit:
+                    continue
+                val.match[Slot.WRITE] |= bit
+                val.deny[Slot.WRITE] |= bit
+                ref = abi.sn_rule_ref_key(file=key, slot=int(Slot.WRITE), policy=policy)
+                out.rule_refs[bytes(ref)] = bytes(abi.sn_rule_ref(rule=rule))
 
 
 def _net_key(entry: NetEntry, gen: int) -> ctypes.Structure:

@@ -22,25 +22,40 @@ from sentinel.kernel.libbpf import BpfObject, Link, Map, RingBuffer, open_pinned
 
 MECH_LSM = "bpf-lsm"
 MECH_FMOD_RET = "fmod_ret"
+MECH_TRACE = "trace"
 
-# The entry points each mechanism loads; the other mechanism's stay unloaded.
-# The guard's programs (bpf/guard.bpf.c) protect sentinel itself.
+# Mechanisms that make a denied operation fail with EPERM. MECH_TRACE only
+# observes (fentry on the same security_* functions): audit mode only.
+ENFORCING = (MECH_LSM, MECH_FMOD_RET)
+
+# Test hook: force one mechanism (bpf-lsm, fmod_ret, trace) instead of the
+# automatic choice, so that the tracing fallback can be exercised on a kernel
+# that could enforce. Not meant for production use.
+FORCE_MECHANISM_ENV = "SENTINEL_FORCE_MECHANISM"
+
+_NAME_HOOKS = ("path_rename", "path_link", "path_unlink", "path_rmdir", "path_truncate")
+# The guard (bpf/guard.bpf.c) protects sentinel itself; it needs a mechanism that can deny.
+_GUARD_HOOKS = ("guard_map", "guard_unlink", "guard_rmdir", "guard_rename", "guard_umount", "guard_ptrace")
+
+# The entry points each mechanism loads; the other mechanisms' stay unloaded.
 PROGRAMS: dict[str, tuple[str, ...]] = {
     MECH_LSM: (
         "lsm_file_open", "lsm_bprm_check", "lsm_connect", "lsm_sendmsg",
-        "lsm_guard_map", "lsm_guard_unlink", "lsm_guard_rmdir", "lsm_guard_rename",
-        "lsm_guard_umount", "lsm_guard_ptrace",
+        *(f"lsm_{h}" for h in _NAME_HOOKS), *(f"lsm_{h}" for h in _GUARD_HOOKS),
     ),
     MECH_FMOD_RET: (
         "fmodret_file_open", "fmodret_bprm_check", "fmodret_connect", "fmodret_sendmsg",
-        "fmodret_guard_map", "fmodret_guard_unlink", "fmodret_guard_rmdir", "fmodret_guard_rename",
-        "fmodret_guard_umount", "fmodret_guard_ptrace",
+        *(f"fmodret_{h}" for h in _NAME_HOOKS), *(f"fmodret_{h}" for h in _GUARD_HOOKS),
+    ),
+    MECH_TRACE: (
+        "fentry_file_open", "fentry_bprm_check", "fentry_connect", "fentry_sendmsg",
+        *(f"fentry_{h}" for h in _NAME_HOOKS),
     ),
 }
 
 MAP_NAMES = (
     "sn_files", "sn_rule_refs", "sn_net4", "sn_net6", "sn_ports", "sn_bins", "sn_uids", "sn_cgroups",
-    "sn_probe", "sn_config", "sn_state", "sn_guard", "sn_counters", "sn_events",
+    "sn_probe", "sn_config", "sn_state", "sn_guard", "sn_rate", "sn_counters", "sn_events",
 )
 
 

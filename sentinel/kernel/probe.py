@@ -31,8 +31,13 @@ class Capability:
 class KernelReport:
     release: str
     capabilities: tuple[Capability, ...]
-    mechanism: str | None  # "bpf-lsm", "fmod_ret" or None: nothing can enforce
+    mechanism: str | None  # "bpf-lsm", "fmod_ret", "trace" (audit only) or None: nothing loads
     reasons: tuple[str, ...] = field(default=())  # why nothing can enforce
+    forced: str | None = None  # SENTINEL_FORCE_MECHANISM, a test hook
+
+    @property
+    def enforcing(self) -> bool:
+        return self.mechanism in ("bpf-lsm", "fmod_ret")
 
     def cap(self, name: str) -> Capability:
         return next(c for c in self.capabilities if c.name == name)
@@ -79,7 +84,7 @@ def _kprobes() -> Capability:
 
 
 def probe() -> KernelReport:
-    from sentinel.kernel.objects import MECH_FMOD_RET, MECH_LSM, PROGRAMS
+    from sentinel.kernel.objects import FORCE_MECHANISM_ENV, MECH_FMOD_RET, MECH_LSM, MECH_TRACE, PROGRAMS
 
     caps: list[Capability] = []
     btf = BTF_VMLINUX.exists()
@@ -97,16 +102,19 @@ def probe() -> KernelReport:
     caps.append(Capability("lsm-load", lsm_ok, lsm_detail))
     fmod_ok, fmod_detail = _try_load(PROGRAMS[MECH_FMOD_RET]) if btf else (False, "needs BTF")
     caps.append(Capability("fmod_ret-load", fmod_ok, fmod_detail))
+    trace_ok, trace_detail = _try_load(PROGRAMS[MECH_TRACE]) if btf else (False, "needs BTF")
+    caps.append(Capability("fentry-load", trace_ok, trace_detail))
     caps.append(_tracepoints())
     caps.append(_kprobes())
 
     mechanism: str | None = None
     reasons: list[str] = []
+    forced = os.environ.get(FORCE_MECHANISM_ENV) or None
     if bpf_active and lsm_ok:
         mechanism = MECH_LSM
     elif fmod_ok:
         mechanism = MECH_FMOD_RET
-    else:
+    if mechanism is None:
         if not btf:
             reasons.append("the kernel has no BTF")
         if lsms is None:
@@ -117,4 +125,8 @@ def probe() -> KernelReport:
             reasons.append(f"loading the BPF-LSM program failed: {lsm_detail}")
         if not fmod_ok:
             reasons.append(f"loading the fmod_ret fallback failed: {fmod_detail}")
-    return KernelReport(os.uname().release, tuple(caps), mechanism, tuple(reasons))
+        if trace_ok:
+            mechanism = MECH_TRACE
+    if forced:
+        mechanism = forced if forced in PROGRAMS else None
+    return KernelReport(os.uname().release, tuple(caps), mechanism, tuple(reasons), forced)

@@ -144,6 +144,8 @@ def _add_alert(out: dict[str, Any], extra: dict[str, Any], native: Event) -> Non
         }
         extra["file"] = {"access": list(file.get("access", [])), "dev": file.get("dev"),
                          "inode": file.get("inode")}
+        if "via" in file:
+            extra["file"]["via"] = file["via"]
     network = section(native, "network")
     if network:
         out["destination"] = {"ip": network.get("dst_ip"), "port": network.get("dst_port")}

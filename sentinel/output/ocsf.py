@@ -159,6 +159,8 @@ def _alert(native: Event) -> dict[str, Any]:
     if file:
         unmapped["file"] = {"access": list(file.get("access", [])), "dev": file.get("dev"),
                             "inode": file.get("inode")}
+        if "via" in file:
+            unmapped["file"]["via"] = file["via"]
     out["unmapped"] = unmapped
     return out
 

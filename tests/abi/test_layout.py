@@ -68,6 +68,7 @@ ENUMS: dict[str, type[IntEnum]] = {
     "sn_path_kind": abi.SnPathKind,
     "sn_access": abi.SnAccess,
     "sn_event_kind": abi.SnEventKind,
+    "sn_via": abi.SnVia,
     "sn_counter": abi.SnCounter,
 }
 

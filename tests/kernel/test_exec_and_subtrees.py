@@ -160,13 +160,19 @@ def test_open_subtree_exception_and_aliases(daemon: Daemon) -> None:
         os.chdir("/")
 
 
-@pytest.mark.xfail(strict=True, reason="open gap: a hard link made outside a protected subtree escapes a prefix "
-                   "rule until link/rename hooks land (issue 4 item 3)")
 def test_hard_link_out_of_subtree(daemon: Daemon) -> None:
+    """A hard link made outside the protected directory would be a name the
+    prefix rule does not cover: making it is denied (path_link), and so is
+    renaming the file out."""
     hard = ROOT / "other/hard"
-    if not hard.exists():
+    with pytest.raises(PermissionError):
         os.link(ROOT / "secrets/key", hard)
-    assert run("cat", hard).returncode == 1
+    with pytest.raises(PermissionError):
+        os.rename(ROOT / "secrets/key", hard)
+    assert not hard.exists()
+    assert run("cat", ROOT / "secrets/key").returncode == 1
+    os.link(ROOT / "other/file", ROOT / "other/file-link")  # negative control
+    assert run("cat", ROOT / "other/file-link").stdout == "o\n"
 
 
 def test_bind_mount_of_protected_subtree(daemon: Daemon) -> None:

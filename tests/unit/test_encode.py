@@ -67,10 +67,10 @@ def test_two_names_of_one_object_merge_to_the_stricter(tmp_path: Path) -> None:
         port_classes=(), nets=(),
     )
     enc = encode_ruleset(rs, gen=0)
-    [(key, raw)] = enc.files.items()
+    [(key, raw)] = own_entries(enc.files).items()
     val = abi.sn_file_val.from_buffer_copy(raw)
     assert (val.deny[Slot.READ], val.audit[Slot.READ]) == (1, 0)
-    [ref] = enc.rule_refs.values()
+    [ref] = own_entries(enc.rule_refs).values()
     assert abi.sn_rule_ref.from_buffer_copy(ref).rule == 1
 
 
@@ -78,7 +78,7 @@ def test_missing_paths_are_reported_not_fatal(tmp_path: Path) -> None:
     rs = RuleSet(policies=(pol(0),), files=(entry(tmp_path / "nope", PathKind.EXACT, Slot.READ, (0, Action.DENY, 0)),),
                  port_classes=(), nets=())
     enc = encode_ruleset(rs, gen=0)
-    assert enc.files == {} and enc.unresolved == [str(tmp_path / "nope")]
+    assert own_entries(enc.files) == {} and enc.unresolved == [str(tmp_path / "nope")]
 
 
 def test_canary_is_policy_63_for_the_daemon_only(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ spec:
     - {{id: r, operation: open, action: deny, match: {{paths: [{secret}]}}}}
 """)
     enc = encode_ruleset(build_ruleset(load_policies([doc])), gen=0)
-    [raw] = enc.files.values()
+    [raw] = own_entries(enc.files).values()
     val = abi.sn_file_val.from_buffer_copy(raw)
     assert val.deny[Slot.READ] == 1 and val.deny[Slot.WRITE] == 1
 
@@ -166,3 +166,34 @@ def test_process_start_ticks_matches_proc_stat_field_22() -> None:
 
     fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
     assert process_start_ticks(os.getpid()) == int(fields[19])
+
+
+def own_entries(entries: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """sn_files / sn_rule_refs entries of rule objects, without GUARD entries."""
+    return {k: v for k, v in entries.items() if k[abi.sn_file_key.kind.offset] != abi.SnPathKind.GUARD}
+
+
+def test_deny_rules_guard_the_directories_on_the_way(tmp_path: Path) -> None:
+    d = tmp_path / "a" / "b"
+    d.mkdir(parents=True)
+    f = d / "secret"
+    f.write_text("s")
+    rs = RuleSet(
+        policies=(pol(0), pol(1)),
+        files=(entry(f, PathKind.EXACT, Slot.READ, (0, Action.DENY, 3)),
+               entry(tmp_path / "a", PathKind.SUBTREE, Slot.WRITE, (1, Action.AUDIT, 0))),
+        port_classes=(), nets=(),
+    )
+    enc = encode_ruleset(rs, gen=1)
+    guards = {k: abi.sn_file_val.from_buffer_copy(v) for k, v in enc.files.items()
+              if k[abi.sn_file_key.kind.offset] == abi.SnPathKind.GUARD}
+    idents = {(abi.sn_file_key.from_buffer_copy(k).dev, abi.sn_file_key.from_buffer_copy(k).ino) for k in guards}
+    # every ancestor of the denied file but "/", and nothing for the audit-only subtree rule's policy
+    expected = {(FileIdentity.from_path(str(p)).dev, FileIdentity.from_path(str(p)).ino)
+                for p in [d, *d.parents] if str(p) != "/"}
+    assert idents == expected
+    assert all((v.match[Slot.WRITE], v.deny[Slot.WRITE]) == (1, 1) for v in guards.values())
+    refs = [abi.sn_rule_ref.from_buffer_copy(v).rule for k, v in enc.rule_refs.items()
+            if k[abi.sn_file_key.kind.offset] == abi.SnPathKind.GUARD]
+    assert refs and set(refs) == {3}
+    assert enc.names[(FileIdentity.from_path(str(d)).dev, FileIdentity.from_path(str(d)).ino)] == str(d)

@@ -1,0 +1,61 @@
+"""Which mechanism the daemon loads, and that tracing never stands in for
+enforcement (host-only: Enforcer.load is replaced, nothing touches the kernel)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentinel import daemon
+from sentinel.compiler.ir import Mode, RuleSet
+from sentinel.errors import KernelError, NotSupported
+from sentinel.kernel.objects import MECH_FMOD_RET, MECH_LSM, MECH_TRACE
+from tests.unit.test_encode import pol
+
+
+class Loaded:
+    def __init__(self, mechanism: str) -> None:
+        self.mechanism = mechanism
+
+
+@pytest.fixture
+def kernel(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Only tracing loads; records every mechanism tried."""
+    tried: list[str] = []
+
+    def load(mechanism: str) -> Loaded:
+        tried.append(mechanism)
+        if mechanism != MECH_TRACE:
+            raise KernelError(f"load {mechanism}", 1)
+        return Loaded(mechanism)
+
+    monkeypatch.setattr("sentinel.kernel.objects.Enforcer.load", staticmethod(load))
+    monkeypatch.setattr(daemon, "active_lsms", lambda: ["capability", "bpf"])
+    monkeypatch.delenv("SENTINEL_FORCE_MECHANISM", raising=False)
+    return tried
+
+
+def rules(mode: Mode) -> RuleSet:
+    return RuleSet((pol(0, mode=mode),), (), (), ())
+
+
+def test_enforcing_policies_never_fall_back_to_tracing(kernel: list[str]) -> None:
+    with pytest.raises(NotSupported) as exc:
+        daemon.load_enforcer(rules(Mode.ENFORCE))
+    assert kernel == [MECH_LSM, MECH_FMOD_RET]
+    msg = str(exc.value)
+    assert "cannot enforce" in msg and "bpf-lsm" in msg and "fmod_ret" in msg and "--mode audit" in msg
+
+
+def test_audit_mode_falls_back_to_tracing(kernel: list[str]) -> None:
+    loaded = daemon.load_enforcer(rules(Mode.AUDIT))
+    assert loaded.mechanism == MECH_TRACE and kernel == [MECH_LSM, MECH_FMOD_RET, MECH_TRACE]
+
+
+def test_forced_mechanism(kernel: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTINEL_FORCE_MECHANISM", "trace")
+    assert daemon.load_enforcer(rules(Mode.AUDIT)).mechanism == MECH_TRACE
+    with pytest.raises(NotSupported, match="forced by SENTINEL_FORCE_MECHANISM"):
+        daemon.load_enforcer(rules(Mode.ENFORCE))
+    monkeypatch.setenv("SENTINEL_FORCE_MECHANISM", "nonsense")
+    with pytest.raises(NotSupported, match="no such mechanism"):
+        daemon.load_enforcer(rules(Mode.AUDIT))
