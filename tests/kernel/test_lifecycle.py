@@ -109,6 +109,8 @@ def test_200_reloads_under_load_leave_no_gap(tmpfs: Path) -> None:
                 time.sleep(0.05)
             assert self_check_at() != before, f"reload {i + 1} did not complete"
             done += 1
+            if done % 20 == 0:
+                print(f"reload stress: {done} reloads, {time.monotonic() - started:.0f} s", flush=True)
     finally:
         attempts, denied_opened, allowed_eperm = stop_loops(loops)
         elapsed = time.monotonic() - started
