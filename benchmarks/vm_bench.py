@@ -119,7 +119,7 @@ def write_file_policies(d: Path, n: int, op: str, prefixes: bool = True) -> None
         for kind in ("paths", "prefixes"):
             vals = [path for k, path in chunk if k == kind]
             if vals:
-                rules.append(rule_yaml(f"{kind[0]}{start}", op, "deny", kind, vals))
+                rules.append(rule_yaml(f"{kind[:3]}{start}", op, "deny", kind, vals))
     per_policy = RULES_PER_POLICY // ENTRIES_PER_RULE
     for i, start in enumerate(range(0, len(rules), per_policy)):
         (d / f"bench-{i:03d}.yaml").write_text(policy_yaml(f"bench-{i:03d}", rules[start : start + per_policy]))
@@ -368,7 +368,9 @@ def main() -> int:
         all_configs.append(c)
         if args.compare_object and c.name in COMPARED:
             all_configs.append(replace(c, name=f"{c.name}@before", obj=args.compare_object, reload=False))
-    configs = [c for c in all_configs if not args.only or c.name in args.only.split(",")]
+    # --only also sets the order: the first named are measured first.
+    by_name = {c.name: c for c in all_configs}
+    configs = [by_name[name] for name in args.only.split(",")] if args.only else all_configs
     n = {"open": args.open_n, "exec": args.exec_n, "connect": args.connect_n}
     started = time.monotonic()
 
