@@ -246,7 +246,11 @@ class Daemon:
         return 0
 
     def stop(self) -> None:
-        self._ring.consume()
+        # Drain what is left (a budget at a time), so every alert is delivered
+        # or counted lost; bounded in time in case producers never pause.
+        deadline = time.monotonic() + 10
+        while self._ring.consume() >= self._ring.budget and time.monotonic() < deadline:
+            pass
         self._report_counters()
         self._report_output_drops(force=True)
         if self.enforcer is not None:

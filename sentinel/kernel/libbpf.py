@@ -417,7 +417,7 @@ class RingBuffer:
     def __init__(self, ring: Map, callback: Callable[[bytes], None], budget: int = 1024) -> None:
         self._callback = callback
         self._error: BaseException | None = None
-        self._budget = budget
+        self.budget = budget
         self._handled = 0
 
         def sample(_ctx: int | None, data: int | None, size: int) -> int:
@@ -427,7 +427,7 @@ class RingBuffer:
                 self._error = exc
                 return -1
             self._handled += 1
-            return _BUDGET_SPENT if self._handled >= self._budget else 0
+            return _BUDGET_SPENT if self._handled >= self.budget else 0
 
         self._sample = SAMPLE_FN(sample)
         with _captured_log() as log:
@@ -443,7 +443,7 @@ class RingBuffer:
         self._handled = 0
         n = int(lib().ring_buffer__poll(self._ptr, timeout_ms))
         self._raise_callback_error()
-        if n == _BUDGET_SPENT and self._handled >= self._budget:
+        if n == _BUDGET_SPENT and self._handled >= self.budget:
             return self._handled
         if n < 0 and -n != 4:  # EINTR: a signal arrived, the caller will look
             raise KernelError("poll ring buffer", -n)
@@ -454,7 +454,7 @@ class RingBuffer:
         self._handled = 0
         n = int(lib().ring_buffer__consume(self._ptr))
         self._raise_callback_error()
-        if n == _BUDGET_SPENT and self._handled >= self._budget:
+        if n == _BUDGET_SPENT and self._handled >= self.budget:
             return self._handled
         return int(_check("consume ring buffer", n))
 

