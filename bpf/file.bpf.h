@@ -24,7 +24,6 @@ struct sn_walk {
 	__u64 dentry;  /* the object or directory reached so far */
 	__u64 mnt;     /* struct mount of the mount it is in */
 	__u64 root;    /* that mount's root dentry */
-	__u64 want[SN_FILE_SLOTS]; /* policies with subtree rules, per slot (the config's subtree_any) */
 	__u32 slots;   /* bits of the slots asked */
 	__u32 gen;
 	__u32 done;    /* 1: reached the global root, or nothing left to decide */
@@ -48,25 +47,11 @@ static __always_inline void sn_key_of(struct sn_file_key *k, __u64 dentry_addr)
 	k->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 }
 
-/* The object's own key, read through the hook's typed pointers: plain loads,
- * where BPF_CORE_READ costs a helper call per field. */
-static __always_inline void sn_key_of_object(struct sn_file_key *k, struct dentry *dentry)
-{
-	struct inode *inode = dentry->d_inode;
-
-	k->ino = inode->i_ino;
-	k->dev = inode->i_sb->s_dev;
-}
-
-/* Every directory of one mount has that mount's super block, so the walk reads
- * the device once per mount (here and when it crosses to a parent mount)
- * instead of inode->i_sb->s_dev at every directory. */
 static __always_inline void sn_walk_start(struct sn_walk *w, struct dentry *dentry, struct vfsmount *vfsmnt)
 {
 	w->dentry = (__u64)dentry;
 	w->mnt = (__u64)sn_real_mount((__u64)vfsmnt);
 	w->root = (__u64)BPF_CORE_READ(vfsmnt, mnt_root);
-	w->key.dev = BPF_CORE_READ(vfsmnt, mnt_sb, s_dev);
 	w->done = 0;
 }
 
@@ -84,7 +69,6 @@ static __always_inline int sn_walk_up(struct sn_walk *w)
 		w->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = (__u64)parent;
 		w->root = (__u64)BPF_CORE_READ(parent, mnt.mnt_root);
-		w->key.dev = BPF_CORE_READ(parent, mnt.mnt_sb, s_dev);
 		return 1;
 	}
 	struct dentry *cur = (struct dentry *)w->dentry;
@@ -93,7 +77,7 @@ static __always_inline int sn_walk_up(struct sn_walk *w)
 	if (up == w->dentry)  /* the root of a file system mounted nowhere we can see */
 		return 2;
 	w->dentry = up;
-	w->key.ino = BPF_CORE_READ((struct dentry *)up, d_inode, i_ino);  /* dev: the mount's, set above */
+	sn_key_of(&w->key, up);
 	return 0;
 }
 
@@ -112,13 +96,13 @@ static __always_inline void sn_apply_entry(struct sn_walk *w, const struct sn_fi
 	}
 }
 
-static __always_inline __u64 sn_walk_wanted(const struct sn_walk *w)
+static __always_inline __u64 sn_walk_wanted(const struct sn_walk *w, const struct sn_config *cfg)
 {
 	__u64 want = 0;
 	int slot;
 
 	for (slot = 0; slot < SN_FILE_SLOTS; slot++)
-		want |= w->want[slot] & w->m[slot].undecided & -(__u64)((w->slots >> slot) & 1);
+		want |= cfg->subtree_any[slot] & w->m[slot].undecided & -(__u64)((w->slots >> slot) & 1);
 	return want;
 }
 
@@ -126,9 +110,13 @@ static long sn_walk_step(__u32 i, void *ctx)
 {
 	struct sn_walk *w = ctx;
 	const struct sn_file_val *v;
-	int moved = sn_walk_up(w);
+	const struct sn_config *cfg;
+	__u32 gen = w->gen;
+	int moved;
 
-	if (moved == 2) {
+	cfg = bpf_map_lookup_elem(&sn_config, &gen);
+	moved = sn_walk_up(w);
+	if (!cfg || moved == 2) {
 		w->done = 1;
 		return 1;
 	}
@@ -137,7 +125,7 @@ static long sn_walk_step(__u32 i, void *ctx)
 	v = bpf_map_lookup_elem(&sn_files, &w->key);
 	if (v)
 		sn_apply_entry(w, v);
-	if (!sn_walk_wanted(w)) {
+	if (!sn_walk_wanted(w, cfg)) {
 		w->done = 1;
 		return 1;
 	}
@@ -154,19 +142,17 @@ static __always_inline void sn_judge_file(struct sn_walk *w, const struct sn_con
 	const struct sn_file_val *v;
 	int slot;
 
-	for (slot = 0; slot < SN_FILE_SLOTS; slot++) {
+	for (slot = 0; slot < SN_FILE_SLOTS; slot++)
 		w->m[slot].undecided = applicable;
-		w->want[slot] = cfg->subtree_any[slot];
-	}
 	w->gen = gen;
 	w->key.kind = SN_KIND_EXACT;
 	w->key.gen = gen;
-	sn_key_of_object(&w->key, dentry);
+	sn_key_of(&w->key, (__u64)dentry);
 	v = bpf_map_lookup_elem(&sn_files, &w->key);
 	if (v)
 		sn_apply_entry(w, v);
 
-	if (sn_walk_wanted(w)) {
+	if (sn_walk_wanted(w, cfg)) {
 		w->key.kind = SN_KIND_SUBTREE;
 		sn_walk_start(w, dentry, vfsmnt);
 		bpf_loop(SN_MAX_DEPTH, sn_walk_step, w, 0);
