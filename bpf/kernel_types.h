@@ -80,6 +80,7 @@ struct dentry {
 
 struct vfsmount {
 	struct dentry *mnt_root;
+	struct super_block *mnt_sb;
 } __attribute__((preserve_access_index));
 
 struct path {
