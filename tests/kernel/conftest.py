@@ -109,7 +109,7 @@ class Daemon:
         return err
 
 
-def start_daemon(policy: Path, events: Path, *extra: str, timeout: float = 120) -> Daemon:
+def start_daemon(policy: Path, events: Path, *extra: str, timeout: float = 300) -> Daemon:
     """`sentinel run` in the background, returned once `status` says enforcing."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "sentinel.cli", "run", "--policy", str(policy), "--output", f"jsonl:{events}", *extra],
