@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from sentinel.kernel import pins
+
 REPO = Path(__file__).resolve().parents[2]
 BPFTOOL = "bpftool"
 
@@ -109,6 +111,13 @@ class Daemon:
         return err
 
 
+def _pid_file_names(pid: int) -> bool:
+    try:
+        return int(pins.PID_FILE.read_text().strip()) == pid
+    except (OSError, ValueError):
+        return False
+
+
 def start_daemon(policy: Path, events: Path, *extra: str, timeout: float = 300) -> Daemon:
     """`sentinel run` in the background, returned once `status` says enforcing."""
     proc = subprocess.Popen(
@@ -120,7 +129,9 @@ def start_daemon(policy: Path, events: Path, *extra: str, timeout: float = 300) 
         if proc.poll() is not None:
             out, err = proc.communicate()
             raise AssertionError(f"daemon exited {proc.returncode}:\n{out}\n{err}")
-        if sentinel("status").returncode == 0:
+        # The pid file names this daemon only once its own load passed the
+        # self-check: after a kill -9 the pinned state alone already reports enforcement.
+        if _pid_file_names(proc.pid) and sentinel("status").returncode == 0:
             return Daemon(proc, events)
         time.sleep(0.5)
     proc.kill()
