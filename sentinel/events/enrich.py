@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sentinel.compiler.ir import Mode, RuleSet, Severity
+from sentinel.events.cgroups import CgroupPaths
 from sentinel.events.decode import Event
 from sentinel.kernel import abi
 
@@ -73,6 +74,7 @@ class Enricher:
         hostname: str | None = None,
         proc: Callable[[int], Mapping[str, Any]] | None = None,
         parent_exe: Callable[[int], str | None] = lambda pid: read_exe(pid),
+        cgroup_path: Callable[[int], str | None] | None = None,
     ) -> None:
         self.hostname = hostname or socket.gethostname()
         self.rulesets: dict[int, RuleSet] = {}
@@ -82,6 +84,7 @@ class Enricher:
         self._offset = boot_to_wall_offset()
         self._proc = proc or self._proc_facts
         self._parent_exe = parent_exe
+        self._cgroup_path = cgroup_path or CgroupPaths().path
 
     @staticmethod
     def _proc_facts(pid: int) -> Mapping[str, Any]:
@@ -110,7 +113,9 @@ class Enricher:
         exe = ev.exe or facts.get("exe")
         if not exe:
             missing.append("exe")
-        cgroup = facts.get("cgroup")
+        # The cgroup the kernel saw at the event; /proc only where that id is
+        # not a cgroup v2 directory (the process's cgroup now, if it still runs).
+        cgroup = self._cgroup_path(ev.cgroup_id) or facts.get("cgroup")
         if cgroup is None:
             missing.append("cgroup")
         # The kernel gives the parent's pid only; its executable is read here,

@@ -109,5 +109,10 @@ def test_cgroup_subtree(daemon: Daemon) -> None:
     assert op("other", "c") == 0
     assert op("other", "c", cgroup=CG) == errno.EPERM
     assert op("other", "c", cgroup=CG / "child") == errno.EPERM  # the subtree is included
-    alerts = daemon.wait_for(lambda a: a["rule"]["id"] == "deny-by-cgroup")
+    alerts = daemon.wait_for(lambda a: a["rule"]["id"] == "deny-by-cgroup" and a["process"]["cgroup"] == "/sentinel-sel/child")
     assert alerts and alerts[0]["process"]["cgroup_id"] > 0
+    # The cgroup is named from the id the hook captured: the process had
+    # exited before the daemon could read /proc, and the path is still there.
+    assert {a["process"]["cgroup"] for a in daemon.events() if a["rule"]["id"] == "deny-by-cgroup"} \
+        >= {"/sentinel-sel", "/sentinel-sel/child"}
+    assert all("cgroup" not in a["process"].get("missing", []) for a in alerts)
