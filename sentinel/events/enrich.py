@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -65,6 +65,28 @@ def read_cgroup(pid: int) -> str | None:
     return None
 
 
+class ProcFacts(Mapping[str, Any]):
+    """A process's facts from /proc, each read only when first asked for: the
+    exe and cgroup the kernel captured usually make those reads unnecessary."""
+
+    _READERS: dict[str, Callable[[int], Any]] = {"cmdline": read_cmdline, "exe": read_exe, "cgroup": read_cgroup}
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._read:
+            self._read[key] = self._READERS[key](self._pid)
+        return self._read[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._READERS)
+
+    def __len__(self) -> int:
+        return len(self._READERS)
+
+
 class Enricher:
     """Turns decoded events into native dicts, naming policies of any generation
     the daemon has loaded (events in flight across a reload keep their names)."""
@@ -88,7 +110,7 @@ class Enricher:
 
     @staticmethod
     def _proc_facts(pid: int) -> Mapping[str, Any]:
-        return {"cmdline": read_cmdline(pid), "exe": read_exe(pid), "cgroup": read_cgroup(pid)}
+        return ProcFacts(pid)
 
     def __call__(self, ev: Event) -> dict[str, Any]:
         rs = self.rulesets.get(ev.gen)

@@ -119,7 +119,8 @@ def _pid_file_names(pid: int) -> bool:
 
 
 def start_daemon(policy: Path, events: Path, *extra: str, timeout: float = 300) -> Daemon:
-    """`sentinel run` in the background, returned once `status` says enforcing."""
+    """`sentinel run` in the background, returned once this daemon's own load
+    passed the self-check and `status` says enforcing."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "sentinel.cli", "run", "--policy", str(policy), "--output", f"jsonl:{events}", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from sentinel.events.cgroups import RESCAN_EVERY_S, CgroupPaths, walk_cgroups
 from sentinel.events.decode import Event
-from sentinel.events.enrich import Enricher
+from sentinel.events.enrich import Enricher, ProcFacts
 from sentinel.kernel import abi
 from tests.unit.test_events import RS, record
 
@@ -58,3 +60,12 @@ def test_enricher_prefers_the_kernel_captured_cgroup_over_proc() -> None:
                   parent_exe=lambda pid: None, cgroup_path=lambda cid: None)
     en.rulesets[1] = RS
     assert en(Event.from_bytes(raw))["process"]["cgroup"] == "/from-proc"
+
+
+def test_proc_facts_are_read_only_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[tuple[str, int]] = []
+    monkeypatch.setitem(ProcFacts._READERS, "cgroup", lambda pid: reads.append(("cgroup", pid)) or "/from-proc")
+    facts = ProcFacts(4242)
+    assert reads == []
+    assert facts.get("cgroup") == "/from-proc" and facts.get("cgroup") == "/from-proc"
+    assert reads == [("cgroup", 4242)]  # once, and only when the kernel's id did not name it
