@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel.conftest import Daemon, sentinel, start_daemon
+from tests.kernel.conftest import Daemon, sentinel, start_daemon, unload_in_process
 
 pytestmark = pytest.mark.kernel
 
@@ -61,7 +61,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Daemon]:
-    sentinel("unload")
+    unload_in_process()
     ROOT.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(ROOT)], check=True)
     for d in ("bin", "untrusted/deep", "secrets/sub", "logs", "other"):
@@ -77,7 +77,7 @@ def daemon() -> Iterator[Daemon]:
     d = start_daemon(policy, ROOT / "events.jsonl")
     yield d
     d.stop()
-    sentinel("unload")
+    unload_in_process()
     subprocess.run(["umount", "-l", str(ROOT)], check=False)
 
 

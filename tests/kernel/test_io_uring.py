@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel.conftest import Daemon, sentinel, start_daemon
+from tests.kernel.conftest import Daemon, start_daemon, unload_in_process
 
 pytestmark = pytest.mark.kernel
 
@@ -68,7 +68,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Daemon]:
-    sentinel("unload")
+    unload_in_process()
     ROOT.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", str(ROOT)], check=True)
     (ROOT / "bin").mkdir()
@@ -82,7 +82,7 @@ def daemon() -> Iterator[Daemon]:
     d = start_daemon(ROOT / "policy.yaml", ROOT / "events.jsonl")
     yield d
     d.stop()
-    sentinel("unload")
+    unload_in_process()
     subprocess.run(["umount", "-l", str(ROOT)], check=False)
 
 
@@ -104,7 +104,7 @@ def uring(binary: str, target: str, mode: str, access: str = "r", uid: int = 0) 
 
 def test_io_uring_setup_works_here() -> None:
     # If the kernel refused io_uring, every EPERM below would prove nothing.
-    sentinel("unload")
+    unload_in_process()
     ROOT.mkdir(parents=True, exist_ok=True)
     probe = ROOT / "probe"
     probe.write_text("p")

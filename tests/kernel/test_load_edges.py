@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel.conftest import Daemon, sentinel, start_daemon
+from tests.kernel.conftest import Daemon, sentinel, start_daemon, unload_in_process
 
 pytestmark = pytest.mark.kernel
 
@@ -133,7 +133,7 @@ spec:
         assert op(other, LATE_CG) == 0  # negative control: another file
     finally:
         daemon.stop()
-        sentinel("unload")
+        unload_in_process()
         try:
             LATE_CG.rmdir()
         except OSError:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel.conftest import Daemon, sentinel, start_daemon
+from tests.kernel.conftest import Daemon, start_daemon, unload_in_process
 
 pytestmark = pytest.mark.kernel
 
@@ -68,7 +68,7 @@ def sn_op(*args: str | Path) -> int:
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Daemon]:
-    sentinel("unload")
+    unload_in_process()
     ROOT.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(ROOT)], check=True)
     for sub in ("bin", "etc", "vault/sub", "vault/empty", "readonly", "other/dir"):
@@ -86,7 +86,7 @@ def daemon() -> Iterator[Daemon]:
     d = start_daemon(policy, ROOT / "events.jsonl")
     yield d
     d.stop()
-    sentinel("unload")
+    unload_in_process()
     proc.kill()
     subprocess.run(["umount", "-l", str(ROOT)], check=False)
 
