@@ -20,7 +20,8 @@ from sentinel.kernel.encode import FileIdentity, encode_ruleset, file_key
 from sentinel.kernel.objects import PROGRAMS, Enforcer, open_pinned, unload_all
 from sentinel.kernel.probe import active_lsms
 
-pytestmark = pytest.mark.kernel
+# The ctypes layer over libbpf does not depend on the enforcing mechanism.
+pytestmark = [pytest.mark.kernel, pytest.mark.one_config]
 
 
 def mechanism() -> str:

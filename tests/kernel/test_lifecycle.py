@@ -89,6 +89,8 @@ def setup_files(tmpfs: Path) -> dict[str, Path]:
     return files
 
 
+# The generation switch is map state, the same under either mechanism.
+@pytest.mark.one_config
 def test_200_reloads_under_load_leave_no_gap(tmpfs: Path) -> None:
     f = setup_files(tmpfs)
     policy = tmpfs / "policy.yaml"
