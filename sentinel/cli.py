@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["native", "ecs", "ocsf"], default="native")
     p.add_argument("--alert-rate", type=int, default=100, metavar="N",
                    help="alerts per second per process and rule; the rest are counted and summarised (0: no limit)")
+    p.add_argument("--output-queue", type=int, metavar="N",
+                   help="events each output holds while it cannot keep up (default 65536, and at most 64 MiB); "
+                        "past that they are dropped and counted per output")
 
     sub.add_parser("reload", help="make the running daemon reload its policies")
 

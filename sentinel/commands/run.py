@@ -11,7 +11,7 @@ def run(args: argparse.Namespace) -> int:
     from sentinel import log as sentinel_log
     from sentinel.daemon import Daemon, DaemonConfig, compile_policies
     from sentinel.output.pipeline import Pipeline
-    from sentinel.output.sinks import open_sink
+    from sentinel.output.sinks import DEFAULT_MAX_EVENTS, open_sink
     from sentinel.output.spec import parse_specs
 
     # Validate everything before touching the kernel: an invalid policy or
@@ -20,10 +20,13 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.alert_rate < 2**32:
         raise UsageError(f"--alert-rate {args.alert_rate}: give alerts per second, 0 for no limit")
+    queue = DEFAULT_MAX_EVENTS if args.output_queue is None else args.output_queue
+    if queue < 1:
+        raise UsageError(f"--output-queue {args.output_queue}: give the number of events an output may hold, at least 1")
     specs = parse_specs(args.output or [DEFAULT_OUTPUT])
     compile_policies(args.policy, args.mode)
     logger = sentinel_log.setup(policy_paths=args.policy, mode=args.mode or "per-policy")
-    pipeline = Pipeline([open_sink(s) for s in specs], args.format)
+    pipeline = Pipeline([open_sink(s, max_events=queue) for s in specs], args.format)
     daemon = Daemon(DaemonConfig(args.policy, args.mode, pipeline, alert_rate=args.alert_rate), logger)
     try:
         daemon.start()

@@ -181,3 +181,12 @@ def test_explain_unresolvable_path_is_a_usage_error(monkeypatch: pytest.MonkeyPa
     code = cli.main(["explain", "policies/examples/deny-file-read.yaml", "--open", "/proc/1/root/etc/shadow"])
     assert code == 2
     assert "cannot resolve" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value", [("--alert-rate", "-1"), ("--output-queue", "0")])
+def test_run_rejects_bad_limits_before_touching_the_kernel(
+    capsys: pytest.CaptureFixture[str], policy_file: str, flag: str, value: str
+) -> None:
+    code, out, err = run(capsys, "run", "--policy", policy_file, flag, value)
+    assert code == 2
+    assert flag in err and out == ""
