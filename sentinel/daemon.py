@@ -134,7 +134,12 @@ class Daemon:
         counters = self.enforcer.counters()
         self.lost_seen, self.tamper_seen = counters["ringbuf_full"], counters["tamper"]
         self.suppressed_seen = counters["suppressed"]
-        self._ring = self.enforcer.ring_buffer(self._on_record)
+        # A reload or stop requested by a signal ends the current poll after the
+        # record in hand: under an alert flood the ring always has a backlog,
+        # and a reload must not wait behind it.
+        self._ring = self.enforcer.ring_buffer(
+            self._on_record, cut_short=lambda: self._reload_requested or self._stop_requested
+        )
         self._switch_to(ruleset)
         self._write_pid()
         self._lease = guard.GuardLease(
@@ -246,10 +251,11 @@ class Daemon:
         return 0
 
     def stop(self) -> None:
-        # Drain what is left (a budget at a time), so every alert is delivered
-        # or counted lost; bounded in time in case producers never pause.
+        # Drain what is left, so every alert is delivered or counted lost;
+        # bounded in time in case producers never pause. (With the stop
+        # requested, each consume ends after one record: loop until none is left.)
         deadline = time.monotonic() + 10
-        while self._ring.consume() >= self._ring.budget and time.monotonic() < deadline:
+        while self._ring.consume() > 0 and time.monotonic() < deadline:
             pass
         self._report_counters()
         self._report_output_drops(force=True)

@@ -412,13 +412,22 @@ class RingBuffer:
     a flood one poll would never return and the caller could never reload or
     stop. Each poll or consume handles at most BUDGET records: the callback
     ends it early (the record it was given is consumed and handled first).
+    It also ends as soon as CUT_SHORT() is true, checked after every record,
+    so a pending reload or stop waits for one record, not for a whole budget.
     """
 
-    def __init__(self, ring: Map, callback: Callable[[bytes], None], budget: int = 1024) -> None:
+    def __init__(
+        self,
+        ring: Map,
+        callback: Callable[[bytes], None],
+        budget: int = 1024,
+        cut_short: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._callback = callback
         self._error: BaseException | None = None
         self.budget = budget
         self._handled = 0
+        self._ended_early = False
 
         def sample(_ctx: int | None, data: int | None, size: int) -> int:
             try:
@@ -427,7 +436,10 @@ class RingBuffer:
                 self._error = exc
                 return -1
             self._handled += 1
-            return _BUDGET_SPENT if self._handled >= self.budget else 0
+            if self._handled >= self.budget or cut_short():
+                self._ended_early = True
+                return _BUDGET_SPENT
+            return 0
 
         self._sample = SAMPLE_FN(sample)
         with _captured_log() as log:
@@ -440,10 +452,10 @@ class RingBuffer:
 
     def poll(self, timeout_ms: int) -> int:
         """Wait up to TIMEOUT_MS for records and consume up to the budget; returns how many."""
-        self._handled = 0
+        self._handled, self._ended_early = 0, False
         n = int(lib().ring_buffer__poll(self._ptr, timeout_ms))
         self._raise_callback_error()
-        if n == _BUDGET_SPENT and self._handled >= self.budget:
+        if n == _BUDGET_SPENT and self._ended_early:
             return self._handled
         if n < 0 and -n != 4:  # EINTR: a signal arrived, the caller will look
             raise KernelError("poll ring buffer", -n)
@@ -451,10 +463,10 @@ class RingBuffer:
 
     def consume(self) -> int:
         """Consume what is there now, up to the budget; returns how many."""
-        self._handled = 0
+        self._handled, self._ended_early = 0, False
         n = int(lib().ring_buffer__consume(self._ptr))
         self._raise_callback_error()
-        if n == _BUDGET_SPENT and self._handled >= self.budget:
+        if n == _BUDGET_SPENT and self._ended_early:
             return self._handled
         return int(_check("consume ring buffer", n))
 

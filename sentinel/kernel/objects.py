@@ -256,8 +256,8 @@ class Enforcer:
                 found.append(ident)
         return found or stat_identities(path)
 
-    def ring_buffer(self, callback: Callable[[bytes], None]) -> RingBuffer:
-        return RingBuffer(self.maps["sn_events"], callback)
+    def ring_buffer(self, callback: Callable[[bytes], None], cut_short: Callable[[], bool] = lambda: False) -> RingBuffer:
+        return RingBuffer(self.maps["sn_events"], callback, cut_short=cut_short)
 
     def close(self) -> None:
         """Release our handles. Pinned links and maps keep enforcing."""

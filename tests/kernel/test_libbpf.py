@@ -103,6 +103,24 @@ def test_deny_event_and_generation_switch(enforcer: Enforcer, tmpfs: Path) -> No
     ring.close()
 
 
+def test_poll_is_cut_short_after_the_record_in_hand(enforcer: Enforcer, tmpfs: Path) -> None:
+    # What lets the daemon serve a reload ahead of an alert backlog.
+    watched = tmpfs / "watched"
+    watched.write_text("x")
+    records: list[bytes] = []
+    limit = [3]
+    ring = enforcer.ring_buffer(records.append, cut_short=lambda: len(records) >= limit[0])
+    enforcer.apply(lambda gen: encode_ruleset(deny_read(watched, audit=True), gen))
+    for _ in range(10):
+        assert readable(watched)
+    assert ring.poll(500) == 3
+    assert len(records) == 3
+    limit[0] = 1_000
+    assert ring.consume() == 7  # the rest were left in the ring, not lost
+    assert len(records) == 10
+    ring.close()
+
+
 def test_pins_keep_enforcing_after_close(tmpfs: Path) -> None:
     secret = tmpfs / "secret"
     secret.write_text("x")
