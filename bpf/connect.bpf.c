@@ -140,6 +140,7 @@ static __always_inline int sn_decide_connect(struct socket *sock, const void *ua
 		e->protocol = d.protocol;
 		e->dport = d.port;
 		__builtin_memcpy(e->daddr, d.addr, 16);
+		sn_fill_exe_stored(e);  /* no bpf_d_path in socket hooks */
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict.blocked ? -EPERM : 0;

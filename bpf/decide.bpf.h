@@ -257,6 +257,21 @@ static __always_inline void sn_fill_exe(struct sn_event *e)
 }
 
 /*
+ * The current executable's path as stored when the process exec'd (see
+ * bpf/exe.bpf.c), for hooks where bpf_d_path is not allowed. A process that
+ * exec'd before sentinel loaded has none: e->exe stays "" and user space
+ * falls back to /proc/PID/exe.
+ */
+static __always_inline void sn_fill_exe_stored(struct sn_event *e)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct sn_exe_path *p = bpf_task_storage_get(&sn_exe, task->group_leader, 0, 0);
+
+	if (p && bpf_probe_read_kernel(e->exe, sizeof(p->path), p->path) < 0)
+		e->exe[0] = 0;
+}
+
+/*
  * Reserve an event for verdict V and fill what every operation shares.
  * NULL when the ring buffer is full: counted as lost, the verdict still holds.
  */

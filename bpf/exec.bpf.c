@@ -52,9 +52,12 @@ static __always_inline int sn_decide_exec(struct linux_binprm *bprm, bool can_d_
 			if (bpf_d_path(&file->f_path, e->path, sizeof(e->path)) < 0)
 				e->path[0] = 0;
 			sn_fill_exe(e);
-		} else if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), bprm->filename) < 0) {
+		} else {
 			/* The name asked for; user space resolves it when it can. */
-			e->path[0] = 0;
+			if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), bprm->filename) < 0)
+				e->path[0] = 0;
+			/* The caller's executable, as stored at its own exec. */
+			sn_fill_exe_stored(e);
 		}
 		bpf_ringbuf_submit(e, 0);
 	}
@@ -69,7 +72,8 @@ int BPF_PROG(lsm_bprm_check, struct linux_binprm *bprm, int ret)
 	return sn_decide_exec(bprm, true);
 }
 
-/* bpf_d_path is not allowed on security_bprm_check: the name asked for is used. */
+/* bpf_d_path is not allowed on security_bprm_check: the name asked for is
+ * used, and the caller's executable comes from sn_exe. */
 SEC("fmod_ret/security_bprm_check")
 int BPF_PROG(fmodret_bprm_check, struct linux_binprm *bprm, int ret)
 {

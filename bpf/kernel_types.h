@@ -37,6 +37,11 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_LPM_TRIE = 11,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
+	BPF_MAP_TYPE_TASK_STORAGE = 29,
+};
+
+enum {
+	BPF_LOCAL_STORAGE_GET_F_CREATE = (1ULL << 0),
 };
 
 enum {
@@ -56,6 +61,7 @@ enum {
 #define O_TRUNC     00001000
 
 #define EPERM 1
+#define CLONE_THREAD 0x00010000
 
 struct super_block {
 	dev_t s_dev;

@@ -125,6 +125,32 @@ struct {
 	__uint(max_entries, SN_RINGBUF_BYTES);
 } sn_events SEC(".maps") __weak;
 
+/*
+ * The executable of each process that exec'd while sentinel was loaded, for
+ * hooks where bpf_d_path is not allowed (connect, exec under fmod_ret and
+ * trace, name changes). Kept on the thread-group leader: threads share it,
+ * a fork copies it, an exec replaces it (bpf/exe.bpf.c).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sn_exe_path);
+} sn_exe SEC(".maps") __weak;
+
+/*
+ * Exec's own opens (the binary, a #! interpreter, the ELF loader) by struct
+ * file pointer, d_path'd in the open hook where that is allowed; the exec
+ * that commits takes its file's entry into sn_exe. Entries of failed execs
+ * and of ELF loaders are left for the LRU to evict.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SN_EXEC_OPENS);
+	__type(key, __u64);
+	__type(value, struct sn_exe_path);
+} sn_exec_open SEC(".maps") __weak;
+
 /* Ring-buffer records are only ever pointers in the programs; this keeps
  * struct sn_event in the object's BTF so tests/abi can check its layout. */
 struct sn_event *sn_event_btf __weak __attribute__((unused));

@@ -15,7 +15,8 @@
  *   GUARD entry): write, denied by that rule.
  *
  * These LSM hooks are not sleepable, so there is no bpf_d_path: the event
- * carries the object's last name component and user space completes it.
+ * carries the object's last name component and user space completes it, and
+ * the process's executable as stored at its exec (sn_exe).
  */
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
@@ -108,6 +109,7 @@ static __always_inline int sn_decide_name(struct dentry *dentry, struct vfsmount
 		e->ino = own.ino;
 		if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(dentry, d_name.name)) < 0)
 			e->path[0] = 0;
+		sn_fill_exe_stored(e);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict.blocked ? -EPERM : 0;

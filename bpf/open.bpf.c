@@ -6,6 +6,7 @@
  * relative names, /proc/self/fd/N and bind mounts all arrive as the same
  * inode. Opens made by exec are left to the exec hook: on 6.1 they arrive with
  * __FMODE_EXEC in f_flags (FMODE_EXEC in f_mode is set only later, if ever).
+ * This hook may call bpf_d_path, so it notes their paths for sn_exe.
  */
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
@@ -53,6 +54,32 @@ static __always_inline bool sn_probe_open(struct file *file)
 	return true;
 }
 
+/* The initial value of a new sn_exec_open entry (.rodata), overwritten at once. */
+static const struct sn_exe_path sn_no_exe = {};
+
+/*
+ * One of exec's own opens: the binary, a #! interpreter or the ELF loader
+ * (which comes after the binary, so "the last exec open" would be wrong).
+ * Noted under its struct file for bpf/exe.bpf.c, which takes the entry of
+ * the file that becomes the executable. d_path writes straight into the map
+ * value: 4 KiB fits no BPF stack, and a per-CPU scratch is not race-free in
+ * a preemptible (sleepable) hook.
+ */
+static __always_inline void sn_note_exec_open(struct file *file)
+{
+	__u64 key = (__u64)file;
+	struct sn_exe_path *p;
+
+	if (bpf_map_update_elem(&sn_exec_open, &key, &sn_no_exe, BPF_ANY)) {
+		/* An older file's entry under this address must not be taken for this one. */
+		bpf_map_delete_elem(&sn_exec_open, &key);
+		return;
+	}
+	p = bpf_map_lookup_elem(&sn_exec_open, &key);
+	if (p && bpf_d_path(&file->f_path, p->path, sizeof(p->path)) < 0)
+		bpf_map_delete_elem(&sn_exec_open, &key);  /* too long for SN_EXE_LEN: /proc then */
+}
+
 static __always_inline int sn_decide_open(struct file *file)
 {
 	struct sn_walk w = {};
@@ -64,8 +91,10 @@ static __always_inline int sn_decide_open(struct file *file)
 	__u16 rule = SN_NO_RULE;
 	int slot;
 
-	if ((file->f_mode & FMODE_EXEC) || (file->f_flags & __FMODE_EXEC))
+	if ((file->f_mode & FMODE_EXEC) || (file->f_flags & __FMODE_EXEC)) {
+		sn_note_exec_open(file);
 		return 0;
+	}
 	if (sn_probe_open(file))
 		return 0;
 	cfg = sn_current(&gen);

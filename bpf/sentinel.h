@@ -24,6 +24,8 @@
 #define SN_MAX_CG_DEPTH   16       /* cgroup ancestors looked up for cgroup selectors */
 #define SN_MAX_SELECTORS  65536    /* sn_bins / sn_cgroups entries, both generations */
 #define SN_MAX_DEPTH      64       /* directories walked above an object; past it, subtree deny rules fail closed */
+#define SN_EXE_LEN        3968     /* a stored executable path: with the kernel's local-storage header, one 4 KiB allocation */
+#define SN_EXEC_OPENS     1024     /* sn_exec_open entries: exec opens waiting for their exec to commit */
 
 enum sn_slot {
 	SN_SLOT_EXEC = 0,
@@ -234,6 +236,15 @@ struct sn_probe {
 	__u32 dev[SN_PROBE_IDS];
 	__u32 count;
 	__u32 _pad;
+};
+
+/*
+ * sn_exe (task storage, on the thread-group leader) and sn_exec_open (by
+ * struct file pointer): an executable's path, d_path'd when exec opened it.
+ * Paths of SN_EXE_LEN bytes or more are not stored (user space reads /proc).
+ */
+struct sn_exe_path {
+	char path[SN_EXE_LEN];
 };
 
 struct sn_event {

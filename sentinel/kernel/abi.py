@@ -24,6 +24,8 @@ MAX_CG_DEPTH = 16
 MAX_SELECTORS = 65536
 MAX_NETS = 524288
 PORTS = 65536
+EXE_LEN = 3968
+EXEC_OPENS = 1024
 
 
 class SnSlot(IntEnum):
@@ -186,6 +188,10 @@ class sn_probe(ctypes.Structure):
     _fields_ = [("ino", u64 * PROBE_IDS), ("dev", u32 * PROBE_IDS), ("count", u32), ("_pad", u32)]
 
 
+class sn_exe_path(ctypes.Structure):
+    _fields_ = [("path", ctypes.c_char * EXE_LEN)]
+
+
 class sn_event(ctypes.Structure):
     _fields_ = [
         ("ts_boot_ns", u64),
@@ -238,6 +244,7 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
         sn_guard,
         sn_rate_key,
         sn_rate_val,
+        sn_exe_path,
         sn_event,
     )
 }

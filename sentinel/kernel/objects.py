@@ -37,25 +37,33 @@ _NAME_HOOKS = ("path_rename", "path_link", "path_unlink", "path_rmdir", "path_tr
 # The guard (bpf/guard.bpf.c) protects sentinel itself; it needs a mechanism that can deny.
 _GUARD_HOOKS = ("guard_map", "guard_unlink", "guard_rmdir", "guard_rename", "guard_umount", "guard_ptrace")
 
+# bpf/exe.bpf.c keeps each process's executable path for hooks without
+# bpf_d_path: at exec commit and at fork. They decide nothing, so the fentry
+# pair serves both fmod_ret and trace.
+_EXE_HOOKS = ("exe_commit", "exe_fork")
+
 # The entry points each mechanism loads; the other mechanisms' stay unloaded.
 PROGRAMS: dict[str, tuple[str, ...]] = {
     MECH_LSM: (
         "lsm_file_open", "lsm_bprm_check", "lsm_connect", "lsm_sendmsg",
         *(f"lsm_{h}" for h in _NAME_HOOKS), *(f"lsm_{h}" for h in _GUARD_HOOKS),
+        *(f"lsm_{h}" for h in _EXE_HOOKS),
     ),
     MECH_FMOD_RET: (
         "fmodret_file_open", "fmodret_bprm_check", "fmodret_connect", "fmodret_sendmsg",
         *(f"fmodret_{h}" for h in _NAME_HOOKS), *(f"fmodret_{h}" for h in _GUARD_HOOKS),
+        *(f"fentry_{h}" for h in _EXE_HOOKS),
     ),
     MECH_TRACE: (
         "fentry_file_open", "fentry_bprm_check", "fentry_connect", "fentry_sendmsg",
-        *(f"fentry_{h}" for h in _NAME_HOOKS),
+        *(f"fentry_{h}" for h in _NAME_HOOKS), *(f"fentry_{h}" for h in _EXE_HOOKS),
     ),
 }
 
 MAP_NAMES = (
     "sn_files", "sn_rule_refs", "sn_net4", "sn_net6", "sn_ports", "sn_bins", "sn_uids", "sn_cgroups",
     "sn_probe", "sn_config", "sn_state", "sn_guard", "sn_rate", "sn_counters", "sn_events",
+    "sn_exe", "sn_exec_open",
 )
 
 

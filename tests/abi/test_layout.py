@@ -116,6 +116,8 @@ def test_defines_match() -> None:
         "SN_PROBE_IDS": abi.PROBE_IDS,
         "SN_GUARD_DIRS": abi.GUARD_DIRS,
         "SN_RATE_ENTRIES": abi.RATE_ENTRIES,
+        "SN_EXE_LEN": abi.EXE_LEN,
+        "SN_EXEC_OPENS": abi.EXEC_OPENS,
     }
     assert {k: defines.get(k) for k in expected} == expected
 

@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <linux/io_uring.h>
+#include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* One IORING_OP_OPENAT through raw io_uring system calls (no liburing):
@@ -61,8 +63,57 @@ static int uring_openat(const char *path, int flags, int async)
 	return res;
 }
 
+/* connect(2) to ADDR PORT over tcp or udp: 0 or the errno, -1 for a bad address. */
+static int do_connect(const char *addr, const char *port, const char *proto)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t len;
+	int fd, rc;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+	if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(atoi(port));
+		len = sizeof(*in4);
+	} else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(atoi(port));
+		len = sizeof(*in6);
+	} else {
+		return -1;
+	}
+	fd = socket(ss.ss_family, strcmp(proto, "udp") == 0 ? SOCK_DGRAM : SOCK_STREAM, 0);
+	rc = connect(fd, (struct sockaddr *)&ss, len);
+	rc = rc < 0 ? errno : 0;
+	close(fd);
+	return rc;
+}
+
+static char **thread_args;
+
+static void *connect_thread(void *result)
+{
+	*(int *)result = do_connect(thread_args[0], thread_args[1], thread_args[2]);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "unlink-self") == 0) {
+		/* Remove our own executable, then do the rest: /proc/PID/exe can
+		 * only say "PATH (deleted)" from now on. */
+		char self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+		if (n < 0)
+			return 3;
+		self[n] = 0;
+		if (unlink(self) < 0)
+			return 3;
+		argv++;
+		argc--;
+	}
 	if (argc == 4 && strcmp(argv[1], "open") == 0) {
 		int flags = strcmp(argv[3], "rw") == 0 ? O_RDWR : argv[3][0] == 'w' ? O_WRONLY : O_RDONLY;
 		int fd = open(argv[2], flags);
@@ -70,35 +121,69 @@ int main(int argc, char **argv)
 		printf("%d\n", fd < 0 ? errno : 0);
 		return 0;
 	}
-	if (argc == 3 && strcmp(argv[1], "exec") == 0) {
-		char *args[] = { argv[2], NULL };
-
+	if (argc >= 3 && strcmp(argv[1], "exec") == 0) {
+		/* exec PATH [ARGS...]: PATH runs with argv PATH ARGS... */
 		fflush(stdout);
-		execv(argv[2], args);
+		execv(argv[2], argv + 2);
 		printf("%d\n", errno);  /* only reached when exec failed */
 		return 0;
 	}
 	if (argc == 5 && strcmp(argv[1], "connect") == 0) {
-		struct sockaddr_storage ss = {};
-		socklen_t len;
-		int udp = strcmp(argv[4], "udp") == 0, fd, rc;
-		struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		int rc = do_connect(argv[2], argv[3], argv[4]);
 
-		if (inet_pton(AF_INET, argv[2], &in4->sin_addr) == 1) {
-			in4->sin_family = AF_INET;
-			in4->sin_port = htons(atoi(argv[3]));
-			len = sizeof(*in4);
-		} else if (inet_pton(AF_INET6, argv[2], &in6->sin6_addr) == 1) {
-			in6->sin6_family = AF_INET6;
-			in6->sin6_port = htons(atoi(argv[3]));
-			len = sizeof(*in6);
-		} else {
+		if (rc < 0)
 			return 2;
+		printf("%d\n", rc);
+		return 0;
+	}
+	if (argc == 5 && strcmp(argv[1], "fork-connect") == 0) {
+		/* A forked child connects and exits at once: prints "CHILD_PID ERRNO". */
+		int status, fds[2], rc = -1;
+		pid_t child;
+
+		if (pipe(fds) < 0)
+			return 3;
+		child = fork();
+		if (child < 0)
+			return 3;
+		if (child == 0) {
+			rc = do_connect(argv[2], argv[3], argv[4]);
+			if (write(fds[1], &rc, sizeof(rc)) != sizeof(rc))
+				_exit(3);
+			_exit(0);
 		}
-		fd = socket(ss.ss_family, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
-		rc = connect(fd, (struct sockaddr *)&ss, len);
-		printf("%d\n", rc < 0 ? errno : 0);
+		if (read(fds[0], &rc, sizeof(rc)) != sizeof(rc))
+			return 3;
+		waitpid(child, &status, 0);
+		printf("%d %d\n", (int)child, rc);
+		return 0;
+	}
+	if (argc == 5 && strcmp(argv[1], "thread-connect") == 0) {
+		/* A second thread connects: prints the errno. */
+		pthread_t t;
+		int rc = -1;
+
+		thread_args = argv + 2;
+		if (pthread_create(&t, NULL, connect_thread, &rc) != 0 || pthread_join(t, NULL) != 0)
+			return 3;
+		printf("%d\n", rc);
+		return 0;
+	}
+	if (argc == 5 && strcmp(argv[1], "wait-connect") == 0) {
+		/* Print "ready", connect after a line on stdin, print the errno,
+		 * then stay alive until stdin closes. */
+		char line[16];
+		int rc;
+
+		printf("ready\n");
+		fflush(stdout);
+		if (!fgets(line, sizeof(line), stdin))
+			return 1;
+		rc = do_connect(argv[2], argv[3], argv[4]);
+		printf("%d\n", rc);
+		fflush(stdout);
+		while (fgets(line, sizeof(line), stdin))
+			;
 		return 0;
 	}
 	if (argc == 4 && strcmp(argv[1], "open-loop") == 0) {
@@ -144,7 +229,8 @@ int main(int argc, char **argv)
 		printf("%d\n", ftruncate(fd, 0) < 0 ? errno : 0);
 		return 0;
 	}
-	fprintf(stderr, "usage: sn-op open PATH r|w|rw | exec PATH | connect ADDR PORT tcp|udp | open-loop PATH N"
-		" | uring-open PATH r|w async|inline | truncate PATH | ftruncate-later PATH\n");
+	fprintf(stderr, "usage: sn-op [unlink-self] open PATH r|w|rw | exec PATH [ARGS...] | connect ADDR PORT tcp|udp"
+		" | fork-connect ADDR PORT tcp|udp | thread-connect ADDR PORT tcp|udp | wait-connect ADDR PORT tcp|udp"
+		" | open-loop PATH N | uring-open PATH r|w async|inline | truncate PATH | ftruncate-later PATH\n");
 	return 2;
 }

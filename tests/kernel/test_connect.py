@@ -1,11 +1,13 @@
 """connect rules in the kernel: connect(2), unconnected UDP sendto, TCP Fast
 Open, IPv4, IPv6 and IPv4-mapped IPv6, CIDR longest-prefix, exact ports over
 ranges, protocols. Loopback addresses only; refused connections prove that
-the kernel let the attempt through."""
+the kernel let the attempt through. Alerts of short-lived processes name
+their executable (every mechanism: tests/kernel/test_exe_capture.py)."""
 
 from __future__ import annotations
 
 import errno
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -157,3 +159,31 @@ def test_alerts_carry_the_destination(daemon: Daemon) -> None:
     assert mapped and all(a["network"]["dst_ip"] == "127.0.0.2" for a in mapped)
     udp = daemon.wait_for(lambda a: a["rule"]["id"] == "block-udp")
     assert udp and udp[0]["network"]["protocol"] == "udp" and udp[0]["event"]["outcome"] == "blocked"
+
+
+def test_short_lived_process_and_forked_child_name_their_executable(daemon: Daemon) -> None:
+    """The helper unlinks itself first: /proc/PID/exe could only say
+    "PATH (deleted)", or nothing once it exited. The plain path in the alert
+    is the one the kernel stored at the helper's exec."""
+    template = ROOT / "sn-op"
+    if not template.exists():
+        subprocess.run(["gcc", "-O2", "-o", str(template), str(Path(__file__).with_name("sn_op.c"))], check=True)
+    helper, forker = ROOT / "short-lived", ROOT / "forker"
+    for path in (helper, forker):
+        shutil.copy(template, path)
+
+    alone = subprocess.Popen([str(helper), "unlink-self", "connect", "127.0.0.2", "9", "tcp"],
+                             stdout=subprocess.PIPE, text=True)
+    assert int(alone.communicate(timeout=60)[0]) == errno.EPERM
+    forked = subprocess.Popen([str(forker), "unlink-self", "fork-connect", "127.0.0.2", "9", "tcp"],
+                              stdout=subprocess.PIPE, text=True)
+    child, rc = (int(x) for x in forked.communicate(timeout=60)[0].split())
+    assert rc == errno.EPERM
+
+    alerts = daemon.wait_for(lambda a: a["process"]["pid"] == alone.pid)
+    assert alerts and alerts[0]["rule"]["id"] == "block-host"
+    assert alerts[0]["process"]["exe"] == str(helper), alerts[0]["process"]
+    assert "exe" not in alerts[0]["process"].get("missing", [])
+    from_child = daemon.wait_for(lambda a: a["process"]["pid"] == child)
+    assert from_child and from_child[0]["process"]["ppid"] == forked.pid
+    assert from_child[0]["process"]["exe"] == str(forker), from_child[0]["process"]
