@@ -31,7 +31,9 @@ from sentinel.kernel.objects import FORCE_MECHANISM_ENV, MECH_FMOD_RET, MECH_LSM
 from sentinel.kernel.probe import active_lsms
 from tests.kernel.conftest import Daemon, start_daemon, unload_in_process
 
-pytestmark = pytest.mark.kernel
+# It forces each mechanism itself, so one boot (the default LSM list) covers
+# all three; under the bpf-removed boot it would repeat the same runs.
+pytestmark = [pytest.mark.kernel, pytest.mark.one_config]
 
 DENIED_ADDR = "127.0.0.2"
 
