@@ -32,7 +32,11 @@ from sentinel.compiler.ir import Action, Mode, RuleSet
 from sentinel.policy.ruletest_model import Case
 from tests.kernel.conftest import REPO, Daemon, sentinel, start_daemon
 
-pytestmark = pytest.mark.kernel
+# One boot: the decision code compared here (sn_judge_file, sn_fold_file, the
+# connect lookups) is the same function under either mechanism; what differs
+# is only how it is attached, and every scenario file (open, exec, names,
+# connect, selectors, io_uring, lifecycle) runs under both boots.
+pytestmark = [pytest.mark.kernel, pytest.mark.one_config]
 
 CASE_FILES = sorted((REPO / "rules_tests").glob("*.yaml"))
 # Where case files live; each gets a fresh tmpfs so identities are what the kernel sees.

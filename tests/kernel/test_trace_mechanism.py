@@ -16,7 +16,9 @@ import pytest
 
 from tests.kernel.conftest import sentinel, sentinel_kernel_objects, start_daemon
 
-pytestmark = pytest.mark.kernel
+# The mechanism is forced (SENTINEL_FORCE_MECHANISM), so the boot's LSM list
+# changes nothing here: one boot runs it.
+pytestmark = [pytest.mark.kernel, pytest.mark.one_config]
 
 POLICY = """\
 apiVersion: sentinel/v1
