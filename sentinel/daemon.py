@@ -134,12 +134,10 @@ class Daemon:
         counters = self.enforcer.counters()
         self.lost_seen, self.tamper_seen = counters["ringbuf_full"], counters["tamper"]
         self.suppressed_seen = counters["suppressed"]
-        # A reload or stop requested by a signal ends the current poll after the
-        # record in hand: under an alert flood the ring always has a backlog,
-        # and a reload must not wait behind it.
-        self._ring = self.enforcer.ring_buffer(
-            self._on_record, cut_short=lambda: self._reload_requested or self._stop_requested
-        )
+        # A reload requested by SIGHUP ends the current poll after the record in
+        # hand: under an alert flood the ring always has a backlog, and a reload
+        # must not wait behind it. A stop is not cut short: it drains the backlog.
+        self._ring = self.enforcer.ring_buffer(self._on_record, cut_short=lambda: self._reload_requested)
         self._switch_to(ruleset)
         self._write_pid()
         self._lease = guard.GuardLease(
@@ -251,9 +249,8 @@ class Daemon:
         return 0
 
     def stop(self) -> None:
-        # Drain what is left, so every alert is delivered or counted lost;
-        # bounded in time in case producers never pause. (With the stop
-        # requested, each consume ends after one record: loop until none is left.)
+        # Drain what is left (a budget at a time), so every alert is delivered
+        # or counted lost; bounded in time in case producers never pause.
         deadline = time.monotonic() + 10
         while self._ring.consume() > 0 and time.monotonic() < deadline:
             pass
