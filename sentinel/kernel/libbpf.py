@@ -413,7 +413,8 @@ class RingBuffer:
     stop. Each poll or consume handles at most BUDGET records: the callback
     ends it early (the record it was given is consumed and handled first).
     It also ends as soon as CUT_SHORT() is true, checked after every record,
-    so a pending reload or stop waits for one record, not for a whole budget.
+    so that (in the daemon) a pending reload waits for one record, not for a
+    whole budget.
     """
 
     def __init__(
