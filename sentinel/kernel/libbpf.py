@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -115,6 +116,9 @@ def lib() -> ctypes.CDLL:
     p("bpf_map_delete_elem", _c_int, _c_int, _c_void_p)
     p("bpf_map_get_next_key", _c_int, _c_int, _c_void_p, _c_void_p)
     p("bpf_map_update_batch", _c_int, _c_int, _c_void_p, _c_void_p, ctypes.POINTER(ctypes.c_uint32), _c_void_p)
+    p("bpf_map_delete_batch", _c_int, _c_int, _c_void_p, ctypes.POINTER(ctypes.c_uint32), _c_void_p)
+    p("bpf_map_lookup_batch", _c_int, _c_int, _c_void_p, _c_void_p, _c_void_p, _c_void_p,
+      ctypes.POINTER(ctypes.c_uint32), _c_void_p)
     p("bpf_obj_pin", _c_int, _c_int, _c_char_p)
     p("bpf_obj_get", _c_int, _c_char_p)
     p("bpf_obj_get_opts", _c_int, _c_char_p, _c_void_p)
@@ -175,6 +179,12 @@ def percpu_value_size(value_size: int) -> int:
     return ((value_size + 7) // 8) * 8 * possible_cpus()
 
 
+# Entries per batch system call, and the errnos with which a map type refuses
+# batches (EINVAL, EOPNOTSUPP, the kernel's ENOTSUPP).
+BATCH_CHUNK = 4096
+_BATCH_UNSUPPORTED = frozenset({errno.EINVAL, errno.EOPNOTSUPP, 524})
+
+
 class Map:
     """A BPF map of an opened or loaded object, or a pinned one by fd.
 
@@ -187,6 +197,7 @@ class Map:
         self.value_size = value_size
         self._ptr = ptr
         self._fd = fd
+        self._batch_ok = True  # cleared when the kernel refuses batches for this map type
 
     @classmethod
     def from_object(cls, ptr: int) -> Map:
@@ -200,8 +211,10 @@ class Map:
 
     @property
     def fd(self) -> int:
-        if self._ptr is not None:
-            return int(_check(f"map {self.name}: fd (is the object loaded?)", lib().bpf_map__fd(self._ptr)))
+        # A loaded map's fd never changes: asked of libbpf once (a rule-set
+        # load makes tens of thousands of map calls).
+        if self._fd < 0 and self._ptr is not None:
+            self._fd = int(_check(f"map {self.name}: fd (is the object loaded?)", lib().bpf_map__fd(self._ptr)))
         return self._fd
 
     def set_max_entries(self, n: int) -> None:
@@ -248,6 +261,73 @@ class Map:
         kbuf = ctypes.create_string_buffer(keys, len(keys))
         vbuf = ctypes.create_string_buffer(values, len(values))
         _errno_call(f"map {self.name}: batch update", lib().bpf_map_update_batch(self.fd, kbuf, vbuf, ctypes.byref(n), None))
+
+    def update_many(self, entries: dict[bytes, bytes], chunk: int = BATCH_CHUNK) -> None:
+        """Insert or replace ENTRIES, in batches of CHUNK where the map type
+        takes batches (hash, array), else one call per entry (LPM tries)."""
+        items = list(entries.items())
+        start = 0
+        if self._batch_ok:
+            while start < len(items):
+                part = items[start : start + chunk]
+                try:
+                    self.update_batch(b"".join(k for k, _ in part), b"".join(v for _, v in part))
+                except KernelError as exc:
+                    if exc.errno not in _BATCH_UNSUPPORTED:
+                        raise
+                    self._batch_ok = False
+                    break
+                start += len(part)
+        for key, value in items[start:]:
+            self.update(key, value)
+
+    def delete_many(self, keys: list[bytes], chunk: int = BATCH_CHUNK) -> None:
+        """Remove KEYS (all present), batched where the map type allows."""
+        start = 0
+        L = lib()
+        if self._batch_ok:
+            while start < len(keys):
+                part = keys[start : start + chunk]
+                n = ctypes.c_uint32(len(part))
+                buf = ctypes.create_string_buffer(b"".join(part), len(part) * self.key_size)
+                rc = L.bpf_map_delete_batch(self.fd, buf, ctypes.byref(n), None)
+                if rc < 0:
+                    err = ctypes.get_errno() or -rc
+                    if err not in _BATCH_UNSUPPORTED:
+                        raise KernelError(f"map {self.name}: batch delete", err)
+                    self._batch_ok = False
+                    start += n.value  # what was deleted before the refusal
+                    break
+                start += len(part)
+        for key in keys[start:]:
+            self.delete(key)
+
+    def all_keys(self, chunk: int = BATCH_CHUNK) -> list[bytes]:
+        """Every key, read in batches where the map type allows (else key by key)."""
+        if not self._batch_ok or self.value_size * chunk > 64 << 20:
+            return list(self.keys())
+        L = lib()
+        out: list[bytes] = []
+        token_in = ctypes.create_string_buffer(max(self.key_size, 8))
+        token_out = ctypes.create_string_buffer(max(self.key_size, 8))
+        kbuf = ctypes.create_string_buffer(chunk * self.key_size)
+        vbuf = ctypes.create_string_buffer(chunk * self.value_size)
+        first = True
+        while True:
+            n = ctypes.c_uint32(chunk)
+            rc = L.bpf_map_lookup_batch(self.fd, None if first else token_in, token_out, kbuf, vbuf, ctypes.byref(n), None)
+            err = (ctypes.get_errno() or -rc) if rc < 0 else 0
+            if rc < 0 and err in _BATCH_UNSUPPORTED and first:
+                self._batch_ok = False
+                return list(self.keys())
+            if rc < 0 and err != errno.ENOENT:
+                raise KernelError(f"map {self.name}: batch lookup", err)
+            raw = kbuf.raw
+            out += [raw[i * self.key_size : (i + 1) * self.key_size] for i in range(n.value)]
+            if rc < 0:  # ENOENT: the walk is over (the last entries came with it)
+                return out
+            ctypes.memmove(token_in, token_out, len(token_out))
+            first = False
 
     def delete(self, key: bytes | ctypes.Structure) -> bool:
         """Remove KEY; False when it was absent."""

@@ -18,6 +18,7 @@ from sentinel.bpf import OBJECT_PATH
 from sentinel.errors import KernelError, NotSupported
 from sentinel.kernel import abi, pins
 from sentinel.kernel.encode import EncodedRuleSet, FileIdentity, process_start_ticks, stat_identities
+from sentinel.kernel.resolve import KernelResolver
 from sentinel.kernel.libbpf import BpfObject, Link, Map, RingBuffer, open_pinned_map, possible_cpus
 
 MECH_LSM = "bpf-lsm"
@@ -135,6 +136,7 @@ class Enforcer:
         self.links = links
         self.mechanism = mechanism
         self.maps = {name: obj.maps[name] for name in MAP_NAMES}
+        self._resolver: KernelResolver | None = None
 
     @classmethod
     def load(cls, mechanism: str) -> Enforcer:
@@ -184,19 +186,18 @@ class Enforcer:
         old = self.current_gen()
         new = old ^ 1
         self._clear_gen(new)
-        encoded = build(new)
+        with self.resolver.session():
+            encoded = build(new)
         try:
-            for key, value in encoded.files.items():
-                self.maps["sn_files"].update(key, value)
-            for key, value in encoded.rule_refs.items():
-                self.maps["sn_rule_refs"].update(key, value)
-            for name, entries in (("sn_net4", encoded.net4), ("sn_net6", encoded.net6)):
-                for key, value in entries.items():
-                    self.maps[name].update(key, value)
-            for key, value in encoded.bins.items():
-                self.maps["sn_bins"].update(key, value)
-            for key, value in encoded.cgroups.items():
-                self.maps["sn_cgroups"].update(key, value)
+            for name, entries in (
+                ("sn_files", encoded.files),
+                ("sn_rule_refs", encoded.rule_refs),
+                ("sn_net4", encoded.net4),
+                ("sn_net6", encoded.net6),
+                ("sn_bins", encoded.bins),
+                ("sn_cgroups", encoded.cgroups),
+            ):
+                self.maps[name].update_many(entries)
             if encoded.uids:
                 base = new * abi.MAX_UID_BOUNDS
                 n = len(encoded.uids) // ctypes.sizeof(abi.sn_uid_bound)
@@ -226,43 +227,19 @@ class Enforcer:
             ("sn_bins", gen_offset),
             ("sn_cgroups", abi.sn_cgroup_key.gen.offset),
         ):
-            stale = [k for k in self.maps[name].keys() if k[offset] == gen]
-            for key in stale:
-                self.maps[name].delete(key)
+            stale = [k for k in self.maps[name].all_keys() if k[offset] == gen]
+            self.maps[name].delete_many(stale)
+
+    @property
+    def resolver(self) -> KernelResolver:
+        """Rule paths -> the identities the hooks see (sentinel/kernel/resolve.py)."""
+        if self._resolver is None:
+            self._resolver = KernelResolver(self.maps["sn_probe"], self.maps["sn_state"], self.current_gen)
+        return self._resolver
 
     def resolve(self, path: str) -> list[FileIdentity]:
-        """The identities the hooks see for the object at PATH, learnt by
-        opening it while the open hook records this process's opens.
-
-        stat() is not enough: overlayfs, btrfs and 9p report another device
-        than the inode the hooks get (overlayfs even shows the hook two
-        inodes). Only regular files and directories are opened; anything
-        else, or a hook that recorded nothing, falls back to stat().
-        Raises OSError when nothing is at PATH.
-        """
-        st = os.stat(path)
-        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-            return stat_identities(path)
-        zero = _u32(0)
-        gen = self.current_gen()
-        probe = self.maps["sn_probe"]
-        state = self.maps["sn_state"]
-        probe.update(zero, bytes(abi.sn_probe()))
-        state.update(zero, bytes(abi.sn_state(gen=gen, probe_tgid=os.getpid(), probe_ticks=process_start_ticks(os.getpid()))))
-        try:
-            flags = os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
-            fd = os.open(path, flags | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0))
-            os.close(fd)
-        finally:
-            state.update(zero, bytes(abi.sn_state(gen=gen)))
-        raw = probe.lookup(zero)
-        seen = abi.sn_probe.from_buffer_copy(raw) if raw else abi.sn_probe()
-        found: list[FileIdentity] = []
-        for i in range(min(seen.count, abi.PROBE_IDS)):
-            ident = FileIdentity(seen.dev[i], seen.ino[i])
-            if ident not in found:
-                found.append(ident)
-        return found or stat_identities(path)
+        """The identities the hooks see for the object at PATH (OSError when nothing is there)."""
+        return self.resolver(path)
 
     def ring_buffer(self, callback: Callable[[bytes], None], cut_short: Callable[[], bool] = lambda: False) -> RingBuffer:
         return RingBuffer(self.maps["sn_events"], callback, cut_short=cut_short)

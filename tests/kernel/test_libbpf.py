@@ -71,6 +71,55 @@ def test_map_verbs(enforcer: Enforcer, tmpfs: Path) -> None:
     assert "expected" in str(exc.value)
 
 
+def test_batch_verbs_on_hash_and_lpm_maps(enforcer: Enforcer) -> None:
+    # Loads write tens of thousands of entries: batched where the map type
+    # takes batches (hash), entry by entry where it does not (LPM trie).
+    files = enforcer.maps["sn_files"]
+    entries = {}
+    for i in range(5000):  # more than one BATCH_CHUNK
+        val = abi.sn_file_val()
+        val.deny[0] = i
+        entries[bytes(abi.sn_file_key(ino=i + 1, dev=7, kind=0, gen=1))] = bytes(val)
+    files.update_many(entries)
+    keys = files.all_keys()
+    assert sorted(keys) == sorted(entries)
+    assert files.lookup(list(entries)[4321]) == entries[list(entries)[4321]]
+    files.delete_many(keys[:4500])
+    assert sorted(files.all_keys()) == sorted(keys[4500:])
+    files.delete_many(keys[4500:])
+    assert files.all_keys() == []
+
+    net4 = enforcer.maps["sn_net4"]
+    nets = {}
+    for i in range(300):
+        key = abi.sn_net4_key(prefixlen=32 + 24, gen=1, protocol=6)
+        key.addr[:] = [10, i // 256, i % 256, 0]
+        nets[bytes(key)] = bytes(abi.sn_net_val(match=1, deny=1))
+    net4.update_many(nets)
+    assert sorted(net4.all_keys()) == sorted(nets)
+    net4.delete_many(list(nets))
+    assert net4.all_keys() == []
+
+
+def test_resolver_session_answers_as_stat_on_tmpfs(enforcer: Enforcer, tmpfs: Path) -> None:
+    # tmpfs is a file system where stat() is the hook's view: after the first
+    # probe agreed, stat() alone answers; the answers must be the same.
+    paths = []
+    for i in range(5):
+        p = tmpfs / f"r{i}"
+        p.write_text("x")
+        paths.append(p)
+    resolver = enforcer.resolver
+    with resolver.session():
+        got = [resolver(str(p)) for p in paths]
+        with pytest.raises(FileNotFoundError):
+            resolver(str(tmpfs / "missing"))
+    assert got == [[FileIdentity.from_path(str(p))] for p in paths]
+    # The session restored sn_state: no probing left on, same generation.
+    state = abi.sn_state.from_buffer_copy(enforcer.maps["sn_state"].lookup(b"\0" * 4) or b"")
+    assert (state.gen, state.probe_tgid) == (enforcer.current_gen(), 0)
+
+
 def test_deny_event_and_generation_switch(enforcer: Enforcer, tmpfs: Path) -> None:
     secret, other = tmpfs / "secret", tmpfs / "other"
     secret.write_text("x")
