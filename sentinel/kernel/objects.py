@@ -160,6 +160,8 @@ class Enforcer:
         if not OBJECT_PATH.exists():
             raise KernelError(f"{OBJECT_PATH} is missing: build it with `make -C bpf`")
         pins.ensure_bpffs()
+        if mechanism == MECH_TRACEPOINT:
+            pins.ensure_tracefs()
         pins.MAP_DIR.mkdir(parents=True, exist_ok=True)
         pins.LINK_DIR.mkdir(parents=True, exist_ok=True)
         obj = BpfObject(str(OBJECT_PATH))
