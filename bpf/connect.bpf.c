@@ -13,10 +13,14 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "decide.bpf.h"
+#include "path.bpf.h"
+#include "tp.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* The destination, read from a kernel copy of the sockaddr. */
+/* The destination, read from a kernel copy of the sockaddr (the hooks) or
+ * from the caller's memory (the tracepoint programs, before the syscall has
+ * copied it: another thread may change it in between). */
 struct sn_dest {
 	__u8 addr[16];
 	__u16 port;      /* host order */
@@ -24,18 +28,23 @@ struct sn_dest {
 	__u8 protocol;
 };
 
-static __always_inline int sn_read_dest(struct sn_dest *d, const void *uaddr, int addrlen)
+static __always_inline long sn_read_addr(void *dst, __u32 size, const void *src, int how)
+{
+	return how == SN_HOW_CORE ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
+}
+
+static __always_inline int sn_read_dest(struct sn_dest *d, const void *uaddr, int addrlen, int how)
 {
 	sa_family_t family = 0;
 
 	if (!uaddr || addrlen < (int)sizeof(struct sockaddr_in))
 		return -1;
-	if (bpf_probe_read_kernel(&family, sizeof(family), uaddr))
+	if (sn_read_addr(&family, sizeof(family), uaddr, how))
 		return -1;
 	if (family == AF_INET) {
 		struct sockaddr_in sin = {};
 
-		if (bpf_probe_read_kernel(&sin, sizeof(sin), uaddr))
+		if (sn_read_addr(&sin, sizeof(sin), uaddr, how))
 			return -1;
 		d->family = AF_INET;
 		d->port = bpf_ntohs(sin.sin_port);
@@ -46,7 +55,7 @@ static __always_inline int sn_read_dest(struct sn_dest *d, const void *uaddr, in
 		struct sockaddr_in6 sin6 = {};
 		const __u8 *a;
 
-		if (bpf_probe_read_kernel(&sin6, sizeof(sin6), uaddr))
+		if (sn_read_addr(&sin6, sizeof(sin6), uaddr, how))
 			return -1;
 		a = sin6.sin6_addr.s6_addr;
 		d->port = bpf_ntohs(sin6.sin6_port);
@@ -91,7 +100,12 @@ static __always_inline const struct sn_net_val *sn_net_lookup(const struct sn_de
 	}
 }
 
-static __always_inline int sn_decide_connect(struct socket *sock, const void *uaddr, int addrlen)
+/*
+ * The decision on SOCK reaching the address at UADDR, for every mechanism.
+ * HOW: SN_HOW_BTF for the hooks (UADDR is the kernel's copy), SN_HOW_CORE for
+ * the tracepoint programs (SOCK found from the fd, UADDR in user memory).
+ */
+static __always_inline int sn_decide_connect_as(struct socket *sock, const void *uaddr, int addrlen, int how)
 {
 	const struct sn_config *cfg;
 	const struct sn_net_val *v;
@@ -109,7 +123,7 @@ static __always_inline int sn_decide_connect(struct socket *sock, const void *ua
 	d.protocol = BPF_CORE_READ(sock, sk, sk_protocol);
 	if (d.protocol != IPPROTO_TCP && d.protocol != IPPROTO_UDP)
 		return 0;
-	if (sn_read_dest(&d, uaddr, addrlen))
+	if (sn_read_dest(&d, uaddr, addrlen, how))
 		return 0;
 	applicable = sn_applicable(cfg, gen);
 	if (!applicable)
@@ -140,25 +154,39 @@ static __always_inline int sn_decide_connect(struct socket *sock, const void *ua
 		e->protocol = d.protocol;
 		e->dport = d.port;
 		__builtin_memcpy(e->daddr, d.addr, 16);
-		sn_fill_exe_stored(e);  /* no bpf_d_path in socket hooks */
+		if (how == SN_HOW_CORE)
+			sn_fill_exe_walk(e);
+		else
+			sn_fill_exe_stored(e);  /* no bpf_d_path in socket hooks */
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict.blocked ? -EPERM : 0;
 }
 
-/* sendmsg with an address: judged for UDP always, for TCP only with Fast Open
- * (otherwise TCP ignores or rejects msg_name). */
-static __always_inline int sn_decide_sendmsg(struct socket *sock, struct msghdr *msg)
+static __always_inline int sn_decide_connect(struct socket *sock, const void *uaddr, int addrlen)
 {
-	void *name = BPF_CORE_READ(msg, msg_name);
-	int namelen = BPF_CORE_READ(msg, msg_namelen);
+	return sn_decide_connect_as(sock, uaddr, addrlen, SN_HOW_BTF);
+}
+
+/* A send with an address: judged for UDP always, for TCP only with Fast Open
+ * (otherwise TCP ignores or rejects msg_name). */
+static __always_inline int sn_decide_send_as(struct socket *sock, void *name, int namelen, unsigned int flags, int how)
+{
 	__u16 proto = BPF_CORE_READ(sock, sk, sk_protocol);
 
 	if (!name || namelen <= 0)
 		return 0;
-	if (proto == IPPROTO_TCP && !(BPF_CORE_READ(msg, msg_flags) & MSG_FASTOPEN))
+	if (proto == IPPROTO_TCP && !(flags & MSG_FASTOPEN))
 		return 0;
-	return sn_decide_connect(sock, name, namelen);
+	return sn_decide_connect_as(sock, name, namelen, how);
+}
+
+static __always_inline int sn_decide_sendmsg(struct socket *sock, struct msghdr *msg)
+{
+	void *name = BPF_CORE_READ(msg, msg_name);
+	int namelen = BPF_CORE_READ(msg, msg_namelen);
+
+	return sn_decide_send_as(sock, name, namelen, BPF_CORE_READ(msg, msg_flags), SN_HOW_BTF);
 }
 
 SEC("lsm/socket_connect")
@@ -205,5 +233,120 @@ SEC("fentry/security_socket_sendmsg")
 int BPF_PROG(fentry_sendmsg, struct socket *sock, struct msghdr *msg, int size)
 {
 	sn_decide_sendmsg(sock, msg);
+	return 0;
+}
+
+/*
+ * Mechanism "tracepoint" (audit only): judged at syscall entry, on the
+ * address in the caller's memory; the socket comes from the fd. io_uring's
+ * connect and sendmsg make no syscall and are not seen.
+ */
+static __always_inline struct socket *sn_tp_socket(long fd)
+{
+	struct file *file = sn_tp_fd_file(fd);
+
+	if (!file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	return BPF_CORE_READ(file, private_data);
+}
+
+/* The user-space struct msghdr (include/linux/socket.h user_msghdr). */
+struct sn_user_msghdr {
+	void *msg_name;
+	int msg_namelen;
+	int _pad;
+	void *msg_iov;
+	__u64 msg_iovlen;
+	void *msg_control;
+	__u64 msg_controllen;
+	unsigned int msg_flags;
+	unsigned int _pad2;
+};
+
+/* struct mmsghdr: one message of sendmmsg(2). */
+struct sn_user_mmsghdr {
+	struct sn_user_msghdr msg_hdr;
+	unsigned int msg_len;
+	unsigned int _pad;
+};
+
+/* sendmmsg(2) messages examined per call: each may name another address. */
+#define SN_TP_MMSG 8
+
+static __always_inline void sn_tp_sendmsg(struct socket *sock, const struct sn_user_msghdr *umsg, unsigned int flags)
+{
+	struct sn_user_msghdr m;
+
+	if (bpf_probe_read_user(&m, sizeof(m), umsg))
+		return;
+	sn_decide_send_as(sock, m.msg_name, m.msg_namelen, flags, SN_HOW_CORE);
+}
+
+/* connect(fd, uservaddr, addrlen) */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tp_connect(struct sn_tp_sys_enter *ctx)
+{
+	struct socket *sock = sn_tp_socket(ctx->args[0]);
+
+	if (sock)
+		sn_decide_connect_as(sock, (void *)ctx->args[1], (int)ctx->args[2], SN_HOW_CORE);
+	return 0;
+}
+
+/* sendto(fd, buff, len, flags, addr, addr_len) */
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int tp_sendto(struct sn_tp_sys_enter *ctx)
+{
+	struct socket *sock;
+
+	if (!ctx->args[4])
+		return 0;
+	sock = sn_tp_socket(ctx->args[0]);
+	if (sock)
+		sn_decide_send_as(sock, (void *)ctx->args[4], (int)ctx->args[5], (unsigned int)ctx->args[3], SN_HOW_CORE);
+	return 0;
+}
+
+/* sendmsg(fd, msg, flags) */
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int tp_sendmsg(struct sn_tp_sys_enter *ctx)
+{
+	struct socket *sock = sn_tp_socket(ctx->args[0]);
+
+	if (sock)
+		sn_tp_sendmsg(sock, (const struct sn_user_msghdr *)ctx->args[1], (unsigned int)ctx->args[2]);
+	return 0;
+}
+
+struct sn_tp_mmsg {
+	struct socket *sock;
+	const struct sn_user_mmsghdr *vec;
+	__u32 vlen;
+	__u32 flags;
+};
+
+static long sn_tp_mmsg_step(__u32 i, void *ctx)
+{
+	struct sn_tp_mmsg *m = ctx;
+
+	if (i >= m->vlen)
+		return 1;
+	sn_tp_sendmsg(m->sock, &m->vec[i].msg_hdr, m->flags);
+	return 0;
+}
+
+/* sendmmsg(fd, mmsg, vlen, flags): the first SN_TP_MMSG messages. */
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int tp_sendmmsg(struct sn_tp_sys_enter *ctx)
+{
+	struct sn_tp_mmsg m = {};
+
+	m.sock = sn_tp_socket(ctx->args[0]);
+	if (!m.sock)
+		return 0;
+	m.vec = (const struct sn_user_mmsghdr *)ctx->args[1];
+	m.vlen = ctx->args[2];
+	m.flags = ctx->args[3];
+	bpf_loop(SN_TP_MMSG, sn_tp_mmsg_step, &m, 0);
 	return 0;
 }

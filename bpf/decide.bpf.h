@@ -128,12 +128,31 @@ static __always_inline bool sn_is_daemon(const struct sn_config *cfg)
 }
 
 /*
+ * How a hook's entry point may read the kernel objects it was handed, passed
+ * as a constant to the always-inline decision functions so that each entry
+ * point's copy keeps only its own branch:
+ * - SN_HOW_DPATH: BTF-typed pointers, and bpf_d_path is allowed (BPF-LSM,
+ *   fmod_ret and fentry on security_file_open);
+ * - SN_HOW_BTF: BTF-typed pointers, no bpf_d_path;
+ * - SN_HOW_CORE: pointers found by CO-RE reads (the tracepoint programs of
+ *   mechanism "tracepoint"): only BPF_CORE_READ on them, paths by dentry walk.
+ */
+#define SN_HOW_DPATH 0
+#define SN_HOW_BTF   1
+#define SN_HOW_CORE  2
+
+/*
  * The policies that govern the current process: every loaded policy whose
  * selectors all hold. Each kind of selector costs nothing unless some policy
  * uses it. The daemon is governed by the canary policy only: user policies
  * must not lock it out of its own files nor make its /proc reads alert.
+ *
+ * EXE_GIVEN: judge `binaries` selectors by EXE_FILE (NULL: unknown, selects
+ * no `binaries` policy) instead of the current executable: at
+ * sched_process_exec the current executable is already the new program.
  */
-static __always_inline __u64 sn_applicable(const struct sn_config *cfg, __u32 gen)
+static __always_inline __u64 sn_applicable_as(const struct sn_config *cfg, __u32 gen, bool exe_given,
+					      struct file *exe_file)
 {
 	__u64 mask = cfg->active & ~(1ULL << SN_CANARY_POLICY);
 
@@ -143,11 +162,17 @@ static __always_inline __u64 sn_applicable(const struct sn_config *cfg, __u32 ge
 	if (cfg->sel_uid)
 		mask &= ~cfg->sel_uid | sn_uid_mask(cfg, gen, (__u32)bpf_get_current_uid_gid());
 	if (cfg->sel_bin | cfg->sel_notbin_any) {
-		struct task_struct *task = bpf_get_current_task_btf();
-		struct inode *exe = BPF_CORE_READ(task, mm, exe_file, f_inode);
+		struct inode *exe;
 		struct sn_file_key key = {};
 		struct sn_bin_val *b;
 
+		if (exe_given) {
+			exe = BPF_CORE_READ(exe_file, f_inode);
+		} else {
+			struct task_struct *task = bpf_get_current_task_btf();
+
+			exe = BPF_CORE_READ(task, mm, exe_file, f_inode);
+		}
 		key.ino = BPF_CORE_READ(exe, i_ino);
 		key.dev = BPF_CORE_READ(exe, i_sb, s_dev);
 		key.gen = gen;
@@ -158,6 +183,11 @@ static __always_inline __u64 sn_applicable(const struct sn_config *cfg, __u32 ge
 	if (cfg->sel_cgroup)
 		mask &= ~cfg->sel_cgroup | sn_cgroup_mask(gen);
 	return mask;
+}
+
+static __always_inline __u64 sn_applicable(const struct sn_config *cfg, __u32 gen)
+{
+	return sn_applicable_as(cfg, gen, false, 0);
 }
 
 static __always_inline void sn_apply_defaults(struct sn_masks *m, const struct sn_config *cfg, int slot)

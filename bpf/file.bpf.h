@@ -55,30 +55,42 @@ static __always_inline void sn_walk_start(struct sn_walk *w, struct dentry *dent
 	w->done = 0;
 }
 
+/* One step up from *DENTRY, in the mount *MNT whose root is *ROOT (also used
+ * by the tracepoint programs' path walk, bpf/path.bpf.h). Returns 0 after
+ * moving to the parent directory, 1 after crossing to a parent mount (the
+ * mount point is the same directory), 2 at the global root. */
+static __always_inline int sn_climb(__u64 *dentry, __u64 *mnt, __u64 *root)
+{
+	if (*dentry == *root) {
+		struct mount *m = (struct mount *)*mnt;
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+
+		if ((__u64)parent == *mnt)
+			return 2;
+		*dentry = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+		*mnt = (__u64)parent;
+		*root = (__u64)BPF_CORE_READ(parent, mnt.mnt_root);
+		return 1;
+	}
+	struct dentry *cur = (struct dentry *)*dentry;
+	__u64 up = (__u64)BPF_CORE_READ(cur, d_parent);
+
+	if (up == *dentry)  /* the root of a file system mounted nowhere we can see */
+		return 2;
+	*dentry = up;
+	return 0;
+}
+
 /* Move to the parent directory. Returns 0 when w->key now names a directory
  * to look up, 1 after crossing to a parent mount (nothing to look up: the
  * mount point is the same directory), 2 at the global root. */
 static __always_inline int sn_walk_up(struct sn_walk *w)
 {
-	if (w->dentry == w->root) {
-		struct mount *mnt = (struct mount *)w->mnt;
-		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+	int moved = sn_climb(&w->dentry, &w->mnt, &w->root);
 
-		if ((__u64)parent == w->mnt)
-			return 2;
-		w->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
-		w->mnt = (__u64)parent;
-		w->root = (__u64)BPF_CORE_READ(parent, mnt.mnt_root);
-		return 1;
-	}
-	struct dentry *cur = (struct dentry *)w->dentry;
-	__u64 up = (__u64)BPF_CORE_READ(cur, d_parent);
-
-	if (up == w->dentry)  /* the root of a file system mounted nowhere we can see */
-		return 2;
-	w->dentry = up;
-	sn_key_of(&w->key, up);
-	return 0;
+	if (moved == 0)
+		sn_key_of(&w->key, w->dentry);
+	return moved;
 }
 
 /* Branch-free: policies decided here for each asked slot stop being undecided. */

@@ -57,6 +57,7 @@ enum {
 #define FMODE_READ  ((fmode_t)0x1)
 #define FMODE_WRITE ((fmode_t)0x2)
 #define FMODE_EXEC  ((fmode_t)0x20)
+#define FMODE_PATH  ((fmode_t)0x4000)  /* O_PATH: no access to the content */
 #define __FMODE_EXEC 0x20          /* open flag of exec's own opens (fs/exec.c) */
 #define O_TRUNC     00001000
 
@@ -99,6 +100,21 @@ struct file {
 	struct inode *f_inode;
 	fmode_t f_mode;
 	unsigned int f_flags;
+	void *private_data;   /* a socket's struct socket */
+} __attribute__((preserve_access_index));
+
+#define S_IFMT   00170000
+#define S_IFSOCK 0140000
+
+/* The fd table (include/linux/fdtable.h), read by the tracepoint programs,
+ * which see fds where the hooks see struct files. */
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+
+struct files_struct {
+	struct fdtable *fdt;
 } __attribute__((preserve_access_index));
 
 /* struct mount embeds the vfsmount a path points to (fs/mount.h). */
@@ -177,6 +193,7 @@ struct task_struct {
 	int tgid;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
+	struct files_struct *files;
 	const struct cred *cred;
 	char comm[16];
 	__u64 start_boottime;

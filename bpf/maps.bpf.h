@@ -151,6 +151,47 @@ struct {
 	__type(value, struct sn_exe_path);
 } sn_exec_open SEC(".maps") __weak;
 
+/*
+ * Mechanism "tracepoint" (bpf/tracepoint.bpf.c) only.
+ *
+ * sn_path_buf: per-CPU scratch in which an alert's path is built backwards
+ * from the dentries (bpf/path.bpf.h): no bpf_d_path in tracepoint programs.
+ */
+#define SN_NAME_MAX 255
+
+struct sn_path_scratch {
+	char buf[SN_PATH_LEN + SN_NAME_MAX + 1];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sn_path_scratch);
+} sn_path_buf SEC(".maps") __weak;
+
+/* Opens in flight with O_TRUNC, by thread (pid_tgid): the open clears O_TRUNC
+ * from f_flags before the syscall returns, so sys_enter notes it for sys_exit. */
+#define SN_TP_INFLIGHT 4096
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SN_TP_INFLIGHT);
+	__type(key, __u64);
+	__type(value, __u32);
+} sn_tp_open SEC(".maps") __weak;
+
+/* execs in flight, by thread id: the caller's executable (struct file
+ * pointer, which exec keeps referenced until the syscall returns), noted at
+ * sys_enter_execve(at) for sched_process_exec, where mm->exe_file is already
+ * the new program's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SN_TP_INFLIGHT);
+	__type(key, __u32);
+	__type(value, __u64);
+} sn_tp_exec SEC(".maps") __weak;
+
 /* Ring-buffer records are only ever pointers in the programs; this keeps
  * struct sn_event in the object's BTF so tests/abi can check its layout. */
 struct sn_event *sn_event_btf __weak __attribute__((unused));

@@ -12,25 +12,60 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "file.bpf.h"
+#include "path.bpf.h"
+#include "tp.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-static __always_inline __u32 sn_open_access(const struct file *file)
+/* Fields of FILE, read as HOW allows (see SN_HOW_* in decide.bpf.h). */
+static __always_inline fmode_t sn_f_mode(struct file *file, int how)
 {
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_mode) : file->f_mode;
+}
+
+static __always_inline unsigned int sn_f_flags(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_flags) : file->f_flags;
+}
+
+static __always_inline __u64 sn_f_ino(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_inode, i_ino) : file->f_inode->i_ino;
+}
+
+static __always_inline __u32 sn_f_dev(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_inode, i_sb, s_dev) : file->f_inode->i_sb->s_dev;
+}
+
+static __always_inline struct dentry *sn_f_dentry(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.dentry) : file->f_path.dentry;
+}
+
+static __always_inline struct vfsmount *sn_f_mnt(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.mnt) : file->f_path.mnt;
+}
+
+/* OPEN_FLAGS: flags the open asked for that f_flags no longer shows (the
+ * tracepoint programs judge after the open, which clears O_TRUNC). */
+static __always_inline __u32 sn_open_access(struct file *file, int how, __u32 open_flags)
+{
+	fmode_t mode = sn_f_mode(file, how);
 	__u32 acc = 0;
 
-	if (file->f_mode & FMODE_READ)
+	if (mode & FMODE_READ)
 		acc |= SN_ACC_READ;
 	/* O_TRUNC changes content even on a read-only open. */
-	if ((file->f_mode & FMODE_WRITE) || (file->f_flags & O_TRUNC))
+	if ((mode & FMODE_WRITE) || ((sn_f_flags(file, how) | open_flags) & O_TRUNC))
 		acc |= SN_ACC_WRITE;
 	return acc;
 }
 
 /* While the daemon resolves rule paths, record what this hook sees for its
  * opens: stat() can disagree with the kernel (overlayfs, btrfs, 9p). */
-static __always_inline bool sn_probe_open(struct file *file)
+static __always_inline bool sn_probe_open(struct file *file, int how)
 {
 	__u32 zero = 0, i;
 	struct sn_state *st = bpf_map_lookup_elem(&sn_state, &zero);
@@ -47,8 +82,8 @@ static __always_inline bool sn_probe_open(struct file *file)
 		return true;
 	i = p->count;
 	if (i < SN_PROBE_IDS) {
-		p->ino[i] = file->f_inode->i_ino;
-		p->dev[i] = file->f_inode->i_sb->s_dev;
+		p->ino[i] = sn_f_ino(file, how);
+		p->dev[i] = sn_f_dev(file, how);
 		p->count = i + 1;
 	}
 	return true;
@@ -80,7 +115,13 @@ static __always_inline void sn_note_exec_open(struct file *file)
 		bpf_map_delete_elem(&sn_exec_open, &key);  /* too long for SN_EXE_LEN: /proc then */
 }
 
-static __always_inline int sn_decide_open(struct file *file)
+/*
+ * The decision on an open of FILE, for every mechanism. HOW says how FILE
+ * may be read (SN_HOW_DPATH for the hooks, SN_HOW_CORE for the tracepoint
+ * programs, which judge after the open returned an fd); OPEN_FLAGS as in
+ * sn_open_access.
+ */
+static __always_inline int sn_decide_open_as(struct file *file, int how, __u32 open_flags)
 {
 	struct sn_walk w = {};
 	const struct sn_config *cfg;
@@ -91,11 +132,11 @@ static __always_inline int sn_decide_open(struct file *file)
 	__u16 rule = SN_NO_RULE;
 	int slot;
 
-	if ((file->f_mode & FMODE_EXEC) || (file->f_flags & __FMODE_EXEC)) {
+	if (how != SN_HOW_CORE && ((file->f_mode & FMODE_EXEC) || (file->f_flags & __FMODE_EXEC))) {
 		sn_note_exec_open(file);
 		return 0;
 	}
-	if (sn_probe_open(file))
+	if (sn_probe_open(file, how))
 		return 0;
 	cfg = sn_current(&gen);
 	if (!cfg || !cfg->active)
@@ -105,12 +146,12 @@ static __always_inline int sn_decide_open(struct file *file)
 		return 0;
 	sn_count(SN_CNT_DECIDED);
 
-	acc = sn_open_access(file);
+	acc = sn_open_access(file, how, open_flags);
 	if (acc & SN_ACC_READ)
 		w.slots |= 1U << SN_SLOT_READ;
 	if (acc & SN_ACC_WRITE)
 		w.slots |= 1U << SN_SLOT_WRITE;
-	sn_judge_file(&w, cfg, gen, file->f_path.dentry, file->f_path.mnt, applicable);
+	sn_judge_file(&w, cfg, gen, sn_f_dentry(file, how), sn_f_mnt(file, how), applicable);
 	v = sn_fold_file(&w, cfg, &slot);
 	if (v.policy < 0)
 		return 0;
@@ -118,18 +159,28 @@ static __always_inline int sn_decide_open(struct file *file)
 		sn_count(SN_CNT_DENIED);
 
 	if (v.policy != SN_CANARY_POLICY)
-		rule = sn_find_rule(&w, gen, file->f_path.dentry, file->f_path.mnt, slot, v.policy);
+		rule = sn_find_rule(&w, gen, sn_f_dentry(file, how), sn_f_mnt(file, how), slot, v.policy);
 	e = sn_event_start(cfg, &v, SN_OP_OPEN, rule, gen);
 	if (e) {
 		e->access = acc;
-		e->dev = file->f_inode->i_sb->s_dev;
-		e->ino = file->f_inode->i_ino;
-		if (bpf_d_path(&file->f_path, e->path, sizeof(e->path)) < 0)
-			e->path[0] = 0;
-		sn_fill_exe(e);
+		e->dev = sn_f_dev(file, how);
+		e->ino = sn_f_ino(file, how);
+		if (how == SN_HOW_CORE) {
+			sn_build_file_path(e->path, file);
+			sn_fill_exe_walk(e);
+		} else {
+			if (bpf_d_path(&file->f_path, e->path, sizeof(e->path)) < 0)
+				e->path[0] = 0;
+			sn_fill_exe(e);
+		}
 		bpf_ringbuf_submit(e, 0);
 	}
 	return v.blocked ? -EPERM : 0;
+}
+
+static __always_inline int sn_decide_open(struct file *file)
+{
+	return sn_decide_open_as(file, SN_HOW_DPATH, 0);
 }
 
 /* BPF-LSM: the normal way. Sleepable so that bpf_d_path may be used. */
@@ -156,5 +207,96 @@ SEC("fentry/security_file_open")
 int BPF_PROG(fentry_file_open, struct file *file)
 {
 	sn_decide_open(file);
+	return 0;
+}
+
+/*
+ * Mechanism "tracepoint" (audit only, where none of the above loads): the
+ * open is judged after it succeeded, on the struct file its fd now names.
+ * sys_enter notes O_TRUNC, which the open clears from f_flags.
+ */
+static __always_inline void sn_tp_open_enter(__u64 flags)
+{
+	__u64 id;
+	__u32 f;
+
+	if (!(flags & O_TRUNC))
+		return;
+	id = bpf_get_current_pid_tgid();
+	f = O_TRUNC;
+	bpf_map_update_elem(&sn_tp_open, &id, &f, BPF_ANY);
+}
+
+static __always_inline void sn_tp_open_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 *noted = bpf_map_lookup_elem(&sn_tp_open, &id);
+	__u32 flags = 0;
+	struct file *file;
+
+	if (noted) {
+		flags = *noted;
+		bpf_map_delete_elem(&sn_tp_open, &id);
+	}
+	if (ret < 0)
+		return;
+	file = sn_tp_fd_file(ret);
+	if (!file || (BPF_CORE_READ(file, f_mode) & FMODE_PATH))
+		return;
+	sn_decide_open_as(file, SN_HOW_CORE, flags);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int tp_enter_openat(struct sn_tp_sys_enter *ctx)
+{
+	sn_tp_open_enter(ctx->args[2]);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int tp_enter_open(struct sn_tp_sys_enter *ctx)
+{
+	sn_tp_open_enter(ctx->args[1]);
+	return 0;
+}
+
+/* openat2(dfd, filename, struct open_how *how, size): flags are how->flags. */
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int tp_enter_openat2(struct sn_tp_sys_enter *ctx)
+{
+	__u64 flags = 0;
+
+	if (bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[2]) == 0)
+		sn_tp_open_enter(flags);
+	return 0;
+}
+
+/* creat(2) is open(O_CREAT | O_WRONLY | O_TRUNC): a write by f_mode already. */
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int tp_exit_openat(struct sn_tp_sys_exit *ctx)
+{
+	sn_tp_open_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int tp_exit_open(struct sn_tp_sys_exit *ctx)
+{
+	sn_tp_open_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int tp_exit_openat2(struct sn_tp_sys_exit *ctx)
+{
+	sn_tp_open_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_creat")
+int tp_exit_creat(struct sn_tp_sys_exit *ctx)
+{
+	sn_tp_open_exit(ctx->ret);
 	return 0;
 }

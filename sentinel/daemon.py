@@ -32,6 +32,7 @@ from sentinel.kernel.objects import (
     MECH_FMOD_RET,
     MECH_LSM,
     MECH_TRACE,
+    MECH_TRACEPOINT,
     PROGRAMS,
     Enforcer,
 )
@@ -59,7 +60,8 @@ def compile_policies(paths: list[str], mode: str | None) -> RuleSet:
 
 def mechanism_candidates() -> list[str]:
     """Mechanisms to try, strongest first: BPF-LSM where `bpf` is an active
-    LSM, the fmod_ret fallback, then tracing (audit only). Whether one really
+    LSM, the fmod_ret fallback, then tracing (audit only): fentry, then
+    classic tracepoints where fentry does not load. Whether one really
     loads and denies is proven by loading it and by the self-check."""
     forced = os.environ.get(FORCE_MECHANISM_ENV)
     if forced:
@@ -67,7 +69,7 @@ def mechanism_candidates() -> list[str]:
             raise NotSupported(f"{FORCE_MECHANISM_ENV}={forced!r}: no such mechanism (one of {', '.join(PROGRAMS)})")
         return [forced]
     lsms = active_lsms() or []
-    return ([MECH_LSM] if "bpf" in lsms else []) + [MECH_FMOD_RET, MECH_TRACE]
+    return ([MECH_LSM] if "bpf" in lsms else []) + [MECH_FMOD_RET, MECH_TRACE, MECH_TRACEPOINT]
 
 
 def choose_mechanism() -> str:
@@ -84,9 +86,9 @@ def load_enforcer(ruleset: RuleSet) -> Enforcer:
     if "bpf" not in (active_lsms() or []) and not os.environ.get(FORCE_MECHANISM_ENV):
         failures.append("BPF-LSM is not in the active LSM list")
     for mechanism in candidates:
-        if mechanism == MECH_TRACE and enforcing:
+        if mechanism not in ENFORCING and enforcing:
             if os.environ.get(FORCE_MECHANISM_ENV):
-                failures.append(f"mechanism {MECH_TRACE} (forced by {FORCE_MECHANISM_ENV}) can only observe")
+                failures.append(f"mechanism {mechanism} (forced by {FORCE_MECHANISM_ENV}) can only observe")
             break
         try:
             return Enforcer.load(mechanism)
@@ -96,7 +98,7 @@ def load_enforcer(ruleset: RuleSet) -> Enforcer:
     hint = ""
     if enforcing:
         hint = (" Nothing here can make a denied operation fail with EPERM;"
-                " `--mode audit` still reports would_deny alerts where tracing (fentry) loads.")
+                " `--mode audit` still reports would_deny alerts where tracing (fentry or tracepoints) loads.")
     raise NotSupported(
         f"cannot {what} on this kernel ({os.uname().release}): " + "; ".join(failures) + "." + hint
         + " Run `sentinel doctor` for details."

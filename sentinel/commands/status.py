@@ -45,6 +45,15 @@ def gather() -> dict[str, Any]:
     links = [p.name for p in pins.pinned_links()]
     lease = guard.read_guard()
     held = lease is not None and lease.remaining_ns > 0 and lease.owner_alive()
+    # The audit-only mechanisms (trace, tracepoint) load no guard programs:
+    # a held lease protects nothing there.
+    guarded = any(name.split("@")[0].split("_", 1)[-1].startswith("guard_") for name in links)
+    if held and lease and guarded:
+        protection = f"active, held by pid {lease.owner_pid}"
+    elif held:
+        protection = "inactive (the mechanism in use loads no guard programs)"
+    else:
+        protection = "inactive (no daemon holds it)"
     return {
         "loaded": bool(user_policies) and bool(links),
         "policies_in_kernel": bin(user_policies).count("1"),
@@ -57,7 +66,7 @@ def gather() -> dict[str, Any]:
         "enforcing": recorded.get("enforcing"),
         "unresolved_paths": recorded.get("unresolved_paths", []),
         "daemon_pid": daemon_pid(),
-        "self_protection": f"active, held by pid {lease.owner_pid}" if held and lease else "inactive (no daemon holds it)",
+        "self_protection": protection,
         "counters": counters,
     }
 

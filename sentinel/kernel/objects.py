@@ -24,12 +24,14 @@ from sentinel.kernel.libbpf import BpfObject, Link, Map, RingBuffer, open_pinned
 MECH_LSM = "bpf-lsm"
 MECH_FMOD_RET = "fmod_ret"
 MECH_TRACE = "trace"
+MECH_TRACEPOINT = "tracepoint"
 
-# Mechanisms that make a denied operation fail with EPERM. MECH_TRACE only
-# observes (fentry on the same security_* functions): audit mode only.
+# Mechanisms that make a denied operation fail with EPERM. MECH_TRACE (fentry
+# on the same security_* functions) and MECH_TRACEPOINT (classic tracepoints
+# on the syscalls, after the fact) only observe: audit mode only.
 ENFORCING = (MECH_LSM, MECH_FMOD_RET)
 
-# Test hook: force one mechanism (bpf-lsm, fmod_ret, trace) instead of the
+# Test hook: force one mechanism (bpf-lsm, fmod_ret, trace, tracepoint) instead of the
 # automatic choice, so that the tracing fallback can be exercised on a kernel
 # that could enforce. Not meant for production use.
 FORCE_MECHANISM_ENV = "SENTINEL_FORCE_MECHANISM"
@@ -59,12 +61,22 @@ PROGRAMS: dict[str, tuple[str, ...]] = {
         "fentry_file_open", "fentry_bprm_check", "fentry_connect", "fentry_sendmsg",
         *(f"fentry_{h}" for h in _NAME_HOOKS), *(f"fentry_{h}" for h in _EXE_HOOKS),
     ),
+    # Classic tracepoints (bpf/*.bpf.c, "tracepoint" sections): for kernels
+    # that refuse fentry but load tracepoint programs. Opens are judged at
+    # syscall exit on the file the new fd names, execs at sched_process_exec,
+    # connects and sends at syscall entry. No name-change hooks, no guard.
+    MECH_TRACEPOINT: (
+        "tp_enter_openat", "tp_enter_open", "tp_enter_openat2",
+        "tp_exit_openat", "tp_exit_open", "tp_exit_openat2", "tp_exit_creat",
+        "tp_enter_execve", "tp_enter_execveat", "tp_exit_execve", "tp_exit_execveat", "tp_exec",
+        "tp_connect", "tp_sendto", "tp_sendmsg", "tp_sendmmsg",
+    ),
 }
 
 MAP_NAMES = (
     "sn_files", "sn_rule_refs", "sn_net4", "sn_net6", "sn_ports", "sn_bins", "sn_uids", "sn_cgroups",
     "sn_probe", "sn_config", "sn_state", "sn_guard", "sn_rate", "sn_counters", "sn_events",
-    "sn_exe", "sn_exec_open",
+    "sn_exe", "sn_exec_open", "sn_path_buf", "sn_tp_open", "sn_tp_exec",
 )
 
 
@@ -150,6 +162,8 @@ class Enforcer:
         if not OBJECT_PATH.exists():
             raise KernelError(f"{OBJECT_PATH} is missing: build it with `make -C bpf`")
         pins.ensure_bpffs()
+        if mechanism == MECH_TRACEPOINT:
+            pins.ensure_tracefs()
         pins.MAP_DIR.mkdir(parents=True, exist_ok=True)
         pins.LINK_DIR.mkdir(parents=True, exist_ok=True)
         obj = BpfObject(str(OBJECT_PATH))

@@ -47,6 +47,25 @@ def ensure_bpffs() -> None:
     subprocess.run(["mount", "-t", "bpf", "bpf", str(BPFFS)], check=True)
 
 
+TRACEFS = Path("/sys/kernel/tracing")
+DEBUGFS_TRACING = Path("/sys/kernel/debug/tracing")
+
+
+def ensure_tracefs() -> None:
+    """Mount tracefs at /sys/kernel/tracing when neither it nor debugfs's
+    tracing directory is there (minimal systems, VMs): libbpf finds a
+    tracepoint's id under one of them to attach a tracepoint program."""
+    if (TRACEFS / "events").is_dir() or (DEBUGFS_TRACING / "events").is_dir():
+        return
+    import subprocess
+
+    from sentinel.errors import KernelError
+
+    r = subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)], capture_output=True, text=True)
+    if r.returncode != 0 or not (TRACEFS / "events").is_dir():
+        raise KernelError(f"tracefs is not mounted at {TRACEFS} and mounting it failed: {r.stderr.strip()}")
+
+
 def pinned_links() -> list[Path]:
     return sorted(LINK_DIR.glob("*")) if LINK_DIR.is_dir() else []
 

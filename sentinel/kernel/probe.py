@@ -31,13 +31,15 @@ class Capability:
 class KernelReport:
     release: str
     capabilities: tuple[Capability, ...]
-    mechanism: str | None  # "bpf-lsm", "fmod_ret", "trace" (audit only) or None: nothing loads
+    mechanism: str | None  # "bpf-lsm", "fmod_ret", "trace" or "tracepoint" (both audit only) or None: nothing loads
     reasons: tuple[str, ...] = field(default=())  # why nothing can enforce
     forced: str | None = None  # SENTINEL_FORCE_MECHANISM, a test hook
 
     @property
     def enforcing(self) -> bool:
-        return self.mechanism in ("bpf-lsm", "fmod_ret")
+        from sentinel.kernel.objects import ENFORCING
+
+        return self.mechanism in ENFORCING
 
     def cap(self, name: str) -> Capability:
         return next(c for c in self.capabilities if c.name == name)
@@ -70,21 +72,47 @@ def _try_load(programs: tuple[str, ...]) -> tuple[bool, str]:
         obj.close()
 
 
-def _tracepoints() -> Capability:
-    from sentinel.kernel.libbpf import lib
-
-    BPF_PROG_TYPE_TRACEPOINT = 5
-    rc = lib().libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACEPOINT, None)
-    return Capability("tracepoint", rc == 1, "loads" if rc == 1 else f"refused ({os.strerror(-rc) if rc < 0 else 'unsupported'})")
-
-
 def _kprobes() -> Capability:
     present = Path("/sys/bus/event_source/devices/kprobe").exists()
     return Capability("kprobe", present, "configured" if present else "not configured in this kernel")
 
 
+def choose(
+    *, btf: bool, lsms: list[str] | None, lsm_ok: bool, fmod_ok: bool, trace_ok: bool, tp_ok: bool,
+    details: dict[str, str],
+) -> tuple[str | None, list[str]]:
+    """The mechanism to use, strongest first, and why nothing can enforce
+    (empty when something can): BPF-LSM where `bpf` is an active LSM and its
+    programs load, else fmod_ret, else (audit only) fentry tracing, else
+    (audit only) classic tracepoints."""
+    from sentinel.kernel.objects import MECH_FMOD_RET, MECH_LSM, MECH_TRACE, MECH_TRACEPOINT
+
+    bpf_active = lsms is not None and "bpf" in lsms
+    if bpf_active and lsm_ok:
+        return MECH_LSM, []
+    if fmod_ok:
+        return MECH_FMOD_RET, []
+    reasons: list[str] = []
+    if not btf:
+        reasons.append("the kernel has no BTF")
+    if lsms is None:
+        reasons.append(f"the active LSM list is unreadable ({LSM_LIST}; securityfs not mounted?)")
+    elif not bpf_active:
+        reasons.append("BPF-LSM is not in the active LSM list")
+    if not lsm_ok:
+        reasons.append(f"loading the BPF-LSM program failed: {details.get('lsm', '?')}")
+    if not fmod_ok:
+        reasons.append(f"loading the fmod_ret fallback failed: {details.get('fmod_ret', '?')}")
+    if trace_ok:
+        return MECH_TRACE, reasons
+    if tp_ok:
+        reasons.append(f"loading the fentry tracing programs failed: {details.get('trace', '?')}")
+        return MECH_TRACEPOINT, reasons
+    return None, reasons
+
+
 def probe() -> KernelReport:
-    from sentinel.kernel.objects import FORCE_MECHANISM_ENV, MECH_FMOD_RET, MECH_LSM, MECH_TRACE, PROGRAMS
+    from sentinel.kernel.objects import FORCE_MECHANISM_ENV, MECH_FMOD_RET, MECH_LSM, MECH_TRACE, MECH_TRACEPOINT, PROGRAMS
 
     caps: list[Capability] = []
     btf = BTF_VMLINUX.exists()
@@ -98,35 +126,19 @@ def probe() -> KernelReport:
             f"active LSMs: {','.join(lsms)}" if lsms is not None else f"{LSM_LIST} unreadable (securityfs not mounted?)",
         )
     )
-    lsm_ok, lsm_detail = _try_load(PROGRAMS[MECH_LSM]) if btf else (False, "needs BTF")
-    caps.append(Capability("lsm-load", lsm_ok, lsm_detail))
-    fmod_ok, fmod_detail = _try_load(PROGRAMS[MECH_FMOD_RET]) if btf else (False, "needs BTF")
-    caps.append(Capability("fmod_ret-load", fmod_ok, fmod_detail))
-    trace_ok, trace_detail = _try_load(PROGRAMS[MECH_TRACE]) if btf else (False, "needs BTF")
-    caps.append(Capability("fentry-load", trace_ok, trace_detail))
-    caps.append(_tracepoints())
+    loaded: dict[str, tuple[bool, str]] = {}
+    for mech, cap in ((MECH_LSM, "lsm-load"), (MECH_FMOD_RET, "fmod_ret-load"), (MECH_TRACE, "fentry-load"),
+                      (MECH_TRACEPOINT, "tracepoint-load")):
+        loaded[mech] = _try_load(PROGRAMS[mech]) if btf else (False, "needs BTF")
+        caps.append(Capability(cap, *loaded[mech]))
     caps.append(_kprobes())
 
-    mechanism: str | None = None
-    reasons: list[str] = []
+    mechanism, reasons = choose(
+        btf=btf, lsms=lsms, lsm_ok=loaded[MECH_LSM][0], fmod_ok=loaded[MECH_FMOD_RET][0],
+        trace_ok=loaded[MECH_TRACE][0], tp_ok=loaded[MECH_TRACEPOINT][0],
+        details={"lsm": loaded[MECH_LSM][1], "fmod_ret": loaded[MECH_FMOD_RET][1], "trace": loaded[MECH_TRACE][1]},
+    )
     forced = os.environ.get(FORCE_MECHANISM_ENV) or None
-    if bpf_active and lsm_ok:
-        mechanism = MECH_LSM
-    elif fmod_ok:
-        mechanism = MECH_FMOD_RET
-    if mechanism is None:
-        if not btf:
-            reasons.append("the kernel has no BTF")
-        if lsms is None:
-            reasons.append(f"the active LSM list is unreadable ({LSM_LIST}; securityfs not mounted?)")
-        elif not bpf_active:
-            reasons.append("BPF-LSM is not in the active LSM list")
-        if not lsm_ok:
-            reasons.append(f"loading the BPF-LSM program failed: {lsm_detail}")
-        if not fmod_ok:
-            reasons.append(f"loading the fmod_ret fallback failed: {fmod_detail}")
-        if trace_ok:
-            mechanism = MECH_TRACE
     if forced:
         mechanism = forced if forced in PROGRAMS else None
     return KernelReport(os.uname().release, tuple(caps), mechanism, tuple(reasons), forced)

@@ -38,7 +38,7 @@ def sentinel_kernel_objects() -> dict[str, list[str]]:
     progs = [p.get("name", "") for p in bpftool_json("prog", "show")]
     maps = [m.get("name", "") for m in bpftool_json("map", "show")]
     return {
-        "progs": [p for p in progs if p.startswith(("lsm_", "fmodret_", "fentry_"))],
+        "progs": [p for p in progs if p.startswith(("lsm_", "fmodret_", "fentry_", "tp_"))],
         "maps": [m for m in maps if m.startswith("sn_")],
     }
 

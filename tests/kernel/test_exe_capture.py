@@ -10,8 +10,11 @@ before the daemon loaded: nothing was stored for it, and its alert carries
 what /proc says.
 
 Each mechanism is forced with SENTINEL_FORCE_MECHANISM (the documented test
-hook); bpf-lsm is skipped where `bpf` is not an active LSM, trace runs the
-policy in audit mode.
+hook); bpf-lsm is skipped where `bpf` is not an active LSM, trace and
+tracepoint run the policy in audit mode. Under tracepoint nothing is stored:
+every alert's process.exe is a walk up the dentries of mm->exe_file (for an
+exec alert, of the caller's, noted at sys_enter_execve), which also names
+processes started before the load, and an unlinked file by its last name.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from sentinel.kernel.objects import FORCE_MECHANISM_ENV, MECH_FMOD_RET, MECH_LSM, MECH_TRACE
+from sentinel.kernel.objects import ENFORCING, FORCE_MECHANISM_ENV, MECH_FMOD_RET, MECH_LSM, MECH_TRACE, MECH_TRACEPOINT
 from sentinel.kernel.probe import active_lsms
 from tests.kernel.conftest import Daemon, start_daemon, unload_in_process
 
@@ -67,7 +70,7 @@ class Setup:
 
     @property
     def enforcing(self) -> bool:
-        return self.mechanism != MECH_TRACE
+        return self.mechanism in ENFORCING
 
     def helper(self, name: str) -> Path:
         """A fresh copy of the helper: each test may unlink its own."""
@@ -85,7 +88,7 @@ class Setup:
             lambda a: a["rule"]["id"] == rule and all(a["process"][k] == v for k, v in process.items()))
 
 
-@pytest.fixture(scope="module", params=[MECH_LSM, MECH_FMOD_RET, MECH_TRACE])
+@pytest.fixture(scope="module", params=[MECH_LSM, MECH_FMOD_RET, MECH_TRACE, MECH_TRACEPOINT])
 def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
     mechanism: str = request.param
     if mechanism == MECH_LSM and "bpf" not in (active_lsms() or []):
@@ -105,7 +108,7 @@ def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert early.stdout is not None and early.stdout.readline() == "ready\n"
 
-    extra = ("--mode", "audit") if mechanism == MECH_TRACE else ()
+    extra = ("--mode", "audit") if mechanism not in ENFORCING else ()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(FORCE_MECHANISM_ENV, mechanism)
         daemon = start_daemon(root / "policy.yaml", root / "events.jsonl", *extra)
@@ -198,13 +201,18 @@ def test_exec_alert_names_the_caller(setup: Setup) -> None:
 
 def test_process_started_before_load_falls_back_to_proc(setup: Setup) -> None:
     """Negative control: nothing was stored for a process exec'd before the
-    load, so its executable is what /proc says while it still runs."""
+    load, so its executable is what /proc says while it still runs. Under
+    tracepoint nothing is stored for anyone: the alert walks mm->exe_file's
+    dentries, which name the unlinked file by the name it had."""
     assert setup.early.stdin is not None and setup.early.stdout is not None
     setup.early.stdin.write("go\n")
     setup.early.stdin.flush()
     assert int(setup.early.stdout.readline()) == setup.denied_errno()
     alerts = setup.alerts("no-egress", pid=setup.early.pid)
     assert alerts, setup.daemon.events(None)
-    assert alerts[0]["process"]["exe"] == f"{setup.early_path} (deleted)"
+    if setup.mechanism == MECH_TRACEPOINT:
+        assert_kernel_exe(alerts[0], setup.early_path)
+    else:
+        assert alerts[0]["process"]["exe"] == f"{setup.early_path} (deleted)"
     setup.early.stdin.close()
     setup.early.wait(timeout=30)
