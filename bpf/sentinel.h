@@ -23,6 +23,7 @@
 #define SN_MAX_UID_BOUNDS 4096     /* sn_uids entries per generation */
 #define SN_MAX_CG_DEPTH   16       /* cgroup ancestors looked up for cgroup selectors */
 #define SN_MAX_SELECTORS  65536    /* sn_bins / sn_cgroups entries, both generations */
+#define SN_SUBTREE_DEVS   8        /* devices with subtree rules the walk can tell apart (more: none skipped) */
 #define SN_MAX_DEPTH      64       /* directories walked above an object; past it, subtree deny rules fail closed */
 #define SN_EXE_LEN        3968     /* a stored executable path: with the kernel's local-storage header, one 4 KiB allocation */
 #define SN_EXEC_OPENS     1024     /* sn_exec_open entries: exec opens waiting for their exec to commit */
@@ -182,7 +183,8 @@ struct sn_config {
 	__u32 uid_count;                 /* sn_uids entries of this generation */
 	__u32 canary_tgid;               /* the daemon: exempt from user policies, denied the canary */
 	__u32 alert_rate;                /* alerts per second per process and rule; 0: no limit */
-	__u32 _pad;
+	__u32 subtree_dev_count;         /* devices holding subtree-rule directories; > SN_SUBTREE_DEVS: unknown */
+	__u32 subtree_devs[SN_SUBTREE_DEVS]; /* their s_dev: the walk skips every other mount's directories */
 };
 
 /* sn_state[0]: the generation in force (one aligned __u32 store switches it),

@@ -19,6 +19,7 @@ MAX_FILES = 262144
 MAX_RULE_REFS = 524288
 RINGBUF_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
+SUBTREE_DEVS = 8
 MAX_UID_BOUNDS = 4096
 MAX_CG_DEPTH = 16
 MAX_SELECTORS = 65536
@@ -148,7 +149,8 @@ class sn_config(ctypes.Structure):
         ("uid_count", u32),
         ("canary_tgid", u32),
         ("alert_rate", u32),
-        ("_pad", u32),
+        ("subtree_dev_count", u32),
+        ("subtree_devs", u32 * SUBTREE_DEVS),
     ]
 
 

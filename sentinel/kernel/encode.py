@@ -178,6 +178,7 @@ def encode_ruleset(
     for slot in range(abi.SLOTS):
         cfg.subtree_any[slot] = subtree_any[slot]
         cfg.subtree_deny[slot] = subtree_deny[slot]
+    _encode_subtree_devs(cfg, {ident.dev for ident, entry in placed if entry.kind == PathKind.SUBTREE})
     out.config = bytes(cfg)
     if len(out.files) * 2 > abi.MAX_FILES or len(out.rule_refs) * 2 > abi.MAX_RULE_REFS:
         raise NotSupported(
@@ -185,6 +186,18 @@ def encode_ruleset(
             f"capacity ({abi.MAX_FILES // 2} / {abi.MAX_RULE_REFS // 2} per generation)"
         )
     return out
+
+
+def _encode_subtree_devs(cfg: abi.sn_config, devs: set[int]) -> None:
+    """The devices subtree-rule directories are on: the kernel's walk climbs
+    through any other mount without a lookup per directory. Past
+    SUBTREE_DEVS devices the list is marked unknown and every mount is walked."""
+    if len(devs) > abi.SUBTREE_DEVS:
+        cfg.subtree_dev_count = abi.SUBTREE_DEVS + 1
+        return
+    cfg.subtree_dev_count = len(devs)
+    for i, dev in enumerate(sorted(devs)):
+        cfg.subtree_devs[i] = dev
 
 
 def guard_dirs(entry: FileEntry) -> list[str]:

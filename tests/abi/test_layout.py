@@ -108,6 +108,7 @@ def test_defines_match() -> None:
         "SN_MAX_RULE_REFS": abi.MAX_RULE_REFS,
         "SN_RINGBUF_BYTES": abi.RINGBUF_BYTES,
         "SN_MAX_DEPTH": abi.MAX_DEPTH,
+        "SN_SUBTREE_DEVS": abi.SUBTREE_DEVS,
         "SN_MAX_NETS": abi.MAX_NETS,
         "SN_PORTS": abi.PORTS,
         "SN_MAX_UID_BOUNDS": abi.MAX_UID_BOUNDS,

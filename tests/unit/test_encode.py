@@ -197,3 +197,29 @@ def test_deny_rules_guard_the_directories_on_the_way(tmp_path: Path) -> None:
             if k[abi.sn_file_key.kind.offset] == abi.SnPathKind.GUARD]
     assert refs and set(refs) == {3}
     assert enc.names[(FileIdentity.from_path(str(d)).dev, FileIdentity.from_path(str(d)).ino)] == str(d)
+
+
+def test_subtree_devices_are_listed_for_the_walk(tmp_path: Path) -> None:
+    # The kernel's walk skips the directories of mounts whose device holds no
+    # subtree-rule directory; exact rules do not count.
+    d = tmp_path / "d"
+    d.mkdir()
+    f = tmp_path / "f"
+    f.write_text("x")
+    only_exact = RuleSet(policies=(pol(0),), files=(entry(f, PathKind.EXACT, Slot.READ, (0, Action.DENY, 0)),),
+                         port_classes=(), nets=())
+    cfg = abi.sn_config.from_buffer_copy(encode_ruleset(only_exact, gen=0).config)
+    assert cfg.subtree_dev_count == 0
+
+    with_subtree = RuleSet(policies=(pol(0),), files=(entry(d, PathKind.SUBTREE, Slot.READ, (0, Action.DENY, 0)),),
+                           port_classes=(), nets=())
+    cfg = abi.sn_config.from_buffer_copy(encode_ruleset(with_subtree, gen=0).config)
+    assert (cfg.subtree_dev_count, cfg.subtree_devs[0]) == (1, FileIdentity.from_path(str(d)).dev)
+
+    # More devices than the kernel can list: marked unknown, nothing skipped.
+    many = {str(tmp_path / f"s{i}"): FileIdentity(dev=100 + i, ino=5) for i in range(abi.SUBTREE_DEVS + 1)}
+    files = tuple(entry(Path(p), PathKind.SUBTREE, Slot.READ, (0, Action.DENY, 0)) for p in many)
+    cfg = abi.sn_config.from_buffer_copy(encode_ruleset(
+        RuleSet(policies=(pol(0),), files=files, port_classes=(), nets=()),
+        gen=0, resolve=lambda p: [many[p]] if p in many else [FileIdentity.from_path(p)]).config)
+    assert cfg.subtree_dev_count > abi.SUBTREE_DEVS
