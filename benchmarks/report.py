@@ -82,6 +82,37 @@ def daemon_rows(doc: dict[str, Any]) -> list[str]:
     return rows
 
 
+# The program that judges each workload's operation (bpftool shows 15 characters of a name).
+HOOK_SUFFIX = {"open": "file_open", "exec": "bprm_check", "connect4": "connect", "connect6": "connect"}
+
+
+def bpf_rows(doc: dict[str, Any]) -> list[str]:
+    """In-kernel time of sentinel's programs per run, from the kernel's own
+    BPF statistics (one extra untimed run per round)."""
+    rows = ["| configuration | operation | judging program | ns per run (range) | all sentinel programs, ns per op | runs |",
+            "|---|---|---|---|---|---|"]
+    for name, c in doc["configs"].items():
+        rnds = [r for r in c["rounds"] if "bpf" in r]
+        if not rnds:
+            continue
+        for w in rnds[0]["bpf"]:
+            per_run, per_op, hook = [], [], "–"
+            for r in rnds:
+                progs = r["bpf"].get(w, {})
+                hook_name = HOOK_SUFFIX.get(w, "?")
+                judged = {k: v for k, v in progs.items() if "_" in k and hook_name.startswith(k.split("_", 1)[1])}
+                if not judged:
+                    continue
+                hook, v = max(judged.items(), key=lambda kv: kv[1]["runs"])
+                per_run.append(v["ns"] / v["runs"])
+                per_op.append(sum(p["ns"] for p in progs.values()) / v["runs"])
+            if per_run:
+                f0 = lambda x: f"{x:.0f}"  # noqa: E731
+                rows.append(f"| `{name}` | {LABELS.get(w, w)} | `{hook}` | {med(per_run):.0f} ({spread(per_run, f0)}) | "
+                            f"{med(per_op):.0f} | {len(per_run)} |")
+    return rows
+
+
 def ratio_of(doc: dict[str, Any], name: str, w: str, key: str = "p50") -> list[float]:
     c = doc["configs"].get(name)
     return paired(c["rounds"], w, key) if c and c["rounds"] else []
@@ -169,6 +200,12 @@ def markdown(doc: dict[str, Any]) -> str:
         "per-pair sentinel/no-agent ratios)",
         "",
         *latency_rows(doc),
+        "",
+        "**In-kernel cost** (the kernel's BPF run-time statistics, `kernel.bpf_stats_enabled`, during one extra "
+        "untimed run per round: mean time per run of the program that judges the operation, and of all "
+        "sentinel's programs together per judged operation; under emulation, so compare rows, not hosts)",
+        "",
+        *bpf_rows(doc),
         "",
         "**Load, reload, memory** (load = `sentinel run` start to the self-check passing, interpreter start "
         "included; reload = SIGHUP to the self-check passing; memlock = what the maps declare by capacity; "

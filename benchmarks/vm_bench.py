@@ -322,6 +322,40 @@ def stop_daemon(d: Daemon) -> None:
         pass
 
 
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+def prog_stats() -> dict[str, tuple[int, int]]:
+    """name -> (run_time_ns, run_cnt) of every loaded BPF program (bpftool)."""
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True, check=True).stdout
+    stats: dict[str, tuple[int, int]] = {}
+    for prog in json.loads(out or "[]"):
+        name = prog.get("name", f"id{prog.get('id')}")
+        ns, cnt = stats.get(name, (0, 0))
+        stats[name] = (ns + int(prog.get("run_time_ns", 0)), cnt + int(prog.get("run_cnt", 0)))
+    return stats
+
+
+def profiled_run(lat: str, workload: str, n: dict[str, int]) -> dict[str, Any]:
+    """One extra, untimed workload run with the kernel's BPF run-time
+    statistics on: how long sentinel's programs ran per call, measured by
+    the kernel itself. Kept out of the A/B runs: the statistics add two
+    clock reads to every program run."""
+    BPF_STATS.write_text("1")
+    try:
+        before = prog_stats()
+        run_lat(lat, workload, n)
+        after = prog_stats()
+    finally:
+        BPF_STATS.write_text("0")
+    progs = {}
+    for name, (ns, cnt) in after.items():
+        d_ns, d_cnt = ns - before.get(name, (0, 0))[0], cnt - before.get(name, (0, 0))[1]
+        if d_cnt > 0:
+            progs[name] = {"ns": d_ns, "runs": d_cnt}
+    return progs
+
+
 def measure_round(cfg: Config, rnd: int, lat: str, n: dict[str, int], policy_dir: Path, reps: int) -> dict[str, Any]:
     """One A/B pair: no agent and sentinel, in alternating order by round;
     each side runs every workload REPS times (a list of runs per workload)."""
@@ -336,6 +370,7 @@ def measure_round(cfg: Config, rnd: int, lat: str, n: dict[str, int], policy_dir
         try:
             for w in cfg.workloads:
                 out["sentinel"][w] = [run_lat(lat, w, n) for _ in range(reps)]
+            out["bpf"] = {w: profiled_run(lat, w, n) for w in cfg.workloads}
             out["daemon"] = d.facts
             if cfg.reload:
                 out["daemon"]["reload_s"] = reload_daemon(d)
@@ -367,7 +402,8 @@ def main() -> int:
     for c in CONFIGS:  # a compared configuration runs right after its counterpart: the pair sees the same drift
         all_configs.append(c)
         if args.compare_object and c.name in COMPARED:
-            all_configs.append(replace(c, name=f"{c.name}@before", obj=args.compare_object, reload=False))
+            all_configs.append(replace(c, name=f"{c.name}@before", obj=args.compare_object, reload=False,
+                                       describe=f"{c.describe}; BPF object before the change ({args.tag or args.compare_object})"))
     # --only also sets the order: the first named are measured first.
     by_name = {c.name: c for c in all_configs}
     configs = [by_name[name] for name in args.only.split(",")] if args.only else all_configs
