@@ -17,14 +17,14 @@ class Loaded:
         self.mechanism = mechanism
 
 
-@pytest.fixture
-def kernel(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Only tracing loads; records every mechanism tried."""
+def only_loads(monkeypatch: pytest.MonkeyPatch, loadable: str) -> list[str]:
+    """A kernel on which only LOADABLE's programs load, with `bpf` an active
+    LSM; returns the list of every mechanism tried, in order."""
     tried: list[str] = []
 
     def load(mechanism: str) -> Loaded:
         tried.append(mechanism)
-        if mechanism != MECH_TRACE:
+        if mechanism != loadable:
             raise KernelError(f"load {mechanism}", 1)
         return Loaded(mechanism)
 
@@ -32,6 +32,12 @@ def kernel(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(daemon, "active_lsms", lambda: ["capability", "bpf"])
     monkeypatch.delenv("SENTINEL_FORCE_MECHANISM", raising=False)
     return tried
+
+
+@pytest.fixture
+def kernel(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Only tracing loads."""
+    return only_loads(monkeypatch, MECH_TRACE)
 
 
 def rules(mode: Mode) -> RuleSet:
@@ -64,19 +70,8 @@ def test_forced_mechanism(kernel: list[str], monkeypatch: pytest.MonkeyPatch) ->
 @pytest.fixture
 def tracepoints_only(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Only the tracepoint programs load (fentry is refused too, as on this
-    project's build host); records every mechanism tried."""
-    tried: list[str] = []
-
-    def load(mechanism: str) -> Loaded:
-        tried.append(mechanism)
-        if mechanism != MECH_TRACEPOINT:
-            raise KernelError(f"load {mechanism}", 1)
-        return Loaded(mechanism)
-
-    monkeypatch.setattr("sentinel.kernel.objects.Enforcer.load", staticmethod(load))
-    monkeypatch.setattr(daemon, "active_lsms", lambda: ["capability", "bpf"])
-    monkeypatch.delenv("SENTINEL_FORCE_MECHANISM", raising=False)
-    return tried
+    project's build host)."""
+    return only_loads(monkeypatch, MECH_TRACEPOINT)
 
 
 def test_audit_mode_falls_back_to_tracepoints_last(tracepoints_only: list[str]) -> None:
