@@ -54,7 +54,7 @@ def test_audit_through_trace_reports_and_blocks_nothing(tmpfs: Path, forced: Non
     tool.chmod(0o755)
     policy = tmpfs / "policy.yaml"
     policy.write_text(POLICY.format(mode="enforce", secret=secret, tool=tool))
-    doctor = sentinel("doctor")
+    doctor = sentinel("doctor", timeout=600)  # loads all four mechanisms' programs
     assert "trace" in doctor.stdout and "SENTINEL_FORCE_MECHANISM" in doctor.stdout, doctor.stdout
 
     daemon = start_daemon(policy, tmpfs / "events.jsonl", "--mode", "audit")

@@ -321,6 +321,8 @@ def test_status_and_doctor_name_the_mechanism(setup: Setup) -> None:
     assert "nothing can be blocked" in started["status"]["message"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(FORCE_MECHANISM_ENV, MECH_TRACEPOINT)
-        doctor = sentinel("doctor")
+        # doctor loads all four mechanisms' programs; under emulation, with
+        # the tracepoint programs judging each of its opens, that took > 120 s.
+        doctor = sentinel("doctor", timeout=600)
     assert "audit mode only, through tracepoint" in doctor.stdout, doctor.stdout
     assert "tracepoint-load  yes" in doctor.stdout, doctor.stdout  # its real programs load on this kernel
