@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +15,9 @@ from pathlib import Path
 from sentinel.bpf import OBJECT_PATH
 from sentinel.errors import KernelError, NotSupported
 from sentinel.kernel import abi, pins
-from sentinel.kernel.encode import EncodedRuleSet, FileIdentity, process_start_ticks, stat_identities
-from sentinel.kernel.resolve import KernelResolver
+from sentinel.kernel.encode import EncodedRuleSet, FileIdentity
 from sentinel.kernel.libbpf import BpfObject, Link, Map, RingBuffer, open_pinned_map, possible_cpus
+from sentinel.kernel.resolve import KernelResolver
 
 MECH_LSM = "bpf-lsm"
 MECH_FMOD_RET = "fmod_ret"

@@ -12,7 +12,8 @@ keep the cost down without giving up the kernel's word:
   not once per path;
 - a device whose file system is one where stat() is the inode itself
   (STAT_EXACT_FS: the kernel's s_dev and i_ino, by generic_fillattr) and
-  whose first probe agreed with stat() is then read by stat() alone.
+  whose first probe agreed with stat() is then read by stat() alone, for
+  the rest of that rule set.
 Every other device is probed path by path.
 """
 
@@ -25,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sentinel.kernel import abi
-from sentinel.kernel.encode import FileIdentity, process_start_ticks, stat_identities
+from sentinel.kernel.encode import FileIdentity, process_start_ticks
 from sentinel.kernel.libbpf import Map
 
 # File systems whose getattr reports the inode's own i_ino and the super
@@ -66,7 +67,7 @@ class KernelResolver:
         self._current_gen = current_gen
         self._gen = 0
         self._active = False
-        self._stat_exact: set[int] = set()  # st_dev values proven to be read right by stat()
+        self._stat_exact: set[int] = set()  # st_dev values proven, this session, to be read right by stat()
         self._fs_types: dict[int, str] = {}
         self._seen: dict[str, list[FileIdentity] | OSError] = {}
 
@@ -77,7 +78,10 @@ class KernelResolver:
             return
         zero = (0).to_bytes(4, "little")
         pid = os.getpid()
+        # Per session: a device number freed by an unmount can name another
+        # file system at the next load.
         self._fs_types = mount_fs_types()
+        self._stat_exact = set()
         self._seen = {}
         # sn_state holds the generation in force too: rewritten as it is now.
         self._gen = self._current_gen()
@@ -109,11 +113,9 @@ class KernelResolver:
 
     def _resolve(self, path: str) -> list[FileIdentity]:
         st = os.stat(path)
-        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-            return stat_identities(path)
         by_stat = FileIdentity(abi.kernel_dev(st.st_dev), st.st_ino)
-        if st.st_dev in self._stat_exact:
-            return [by_stat]
+        if st.st_dev in self._stat_exact or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            return [by_stat]  # only regular files and directories are opened to probe
         seen = self._probe_open(path, stat.S_ISDIR(st.st_mode))
         if not seen:
             return [by_stat]  # the hook recorded nothing: stat() is all there is
