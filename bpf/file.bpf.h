@@ -82,6 +82,14 @@ static __always_inline bool sn_dev_has_subtrees(const struct sn_config *cfg, __u
 	return false;
 }
 
+/* Entering a mount (the object's own, or a parent crossed into): with no
+ * subtree rule on its device, go straight to its root, no lookups. */
+static __always_inline void sn_walk_enter_mount(struct sn_walk *w, const struct sn_config *cfg)
+{
+	if (!sn_dev_has_subtrees(cfg, w->dev))
+		w->dentry = w->root;
+}
+
 /* One step up from *DENTRY, in the mount *MNT whose root is *ROOT (also used
  * by the tracepoint programs' path walk, bpf/path.bpf.h). Returns 0 after
  * moving to the parent directory, 1 after crossing to a parent mount (the
@@ -171,9 +179,7 @@ static long sn_walk_step(__u32 i, void *ctx)
 		return 1;
 	}
 	if (moved == 1) {
-		/* No subtree rule on this mount's device: on to its root, no lookups. */
-		if (!sn_dev_has_subtrees(cfg, w->dev))
-			w->dentry = w->root;
+		sn_walk_enter_mount(w, cfg);
 		return 0;
 	}
 	v = bpf_map_lookup_elem(&sn_files, &w->key);
@@ -209,8 +215,7 @@ static __always_inline void sn_judge_file(struct sn_walk *w, const struct sn_con
 	if (sn_walk_wanted(w, cfg)) {
 		w->key.kind = SN_KIND_SUBTREE;
 		sn_walk_start(w, dentry, vfsmnt);
-		if (!sn_dev_has_subtrees(cfg, w->dev))
-			w->dentry = w->root;
+		sn_walk_enter_mount(w, cfg);
 		bpf_loop(SN_MAX_DEPTH, sn_walk_step, w, 0);
 		if (!w->done) {
 			/* Deeper than we walk: a subtree deny rule that might apply, denies. */
