@@ -11,8 +11,10 @@
  * map fds stay allowed so `sentinel status` and bpftool can look.
  *
  * The guard holds only while sn_guard.expires_ns lies ahead: the daemon
- * renews it every second and clears it when it stops, so `sentinel unload`
- * after a stop, and a restarted daemon after a crash, can take over.
+ * renews it every second and clears it when it stops, and the kernel clears
+ * it when the daemon's last thread exits (kill -9 included), so `sentinel
+ * unload` after a stop, and a restarted daemon after a crash, take over at
+ * once. The lease's time limit remains the backstop.
  */
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
@@ -188,4 +190,23 @@ SEC("fmod_ret/security_ptrace_access_check")
 int BPF_PROG(fmodret_guard_ptrace, struct task_struct *child, unsigned int mode, int ret)
 {
 	return ret ? ret : sn_guard_ptrace(child, mode);
+}
+
+/*
+ * The lease ends with its owner. sched_process_exit fires in do_exit after
+ * the thread has left signal->live, so the last thread of the owning process
+ * sees 0 there; any other thread (an output worker ending) leaves the lease.
+ * It decides nothing, so one tracing program serves both enforcing mechanisms.
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(tp_guard_exit, struct task_struct *task)
+{
+	__u32 zero = 0;
+	struct sn_guard *g = bpf_map_lookup_elem(&sn_guard, &zero);
+
+	if (!g || !g->expires_ns || !sn_same_process(task, g->owner_tgid, g->owner_ticks))
+		return 0;
+	if (BPF_CORE_READ(task, signal, live.counter) == 0)
+		g->expires_ns = 0;
+	return 0;
 }

@@ -29,6 +29,7 @@ typedef __u32 dev_t;
 typedef unsigned short umode_t;
 typedef struct { unsigned int val; } kuid_t;
 typedef struct { unsigned int val; } kgid_t;
+typedef struct { int counter; } atomic_t;
 
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
@@ -187,8 +188,14 @@ struct cred {
 	kgid_t gid;
 } __attribute__((preserve_access_index));
 
+/* The live-thread count: do_exit decrements it before sched_process_exit. */
+struct signal_struct {
+	atomic_t live;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	struct task_struct *group_leader;
+	struct signal_struct *signal;
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;

@@ -148,11 +148,13 @@ class Daemon:
         )
         self._lease.start()
         verb = "enforcing" if mechanism in ENFORCING else "observing (audit only, nothing can be blocked)"
-        self._emit_status("started", f"{verb} {len(ruleset.policies)} policies through {mechanism}"
+        how = "adopted the pinned programs" if self.enforcer.adopted else "attached"
+        self._emit_status("started", f"{verb} {len(ruleset.policies)} policies through {mechanism} ({how})"
                           + self._unresolved_warning())
         self.log.info(
             "started",
             mechanism=mechanism,
+            adopted=self.enforcer.adopted,
             policies=[p.name for p in ruleset.policies],
             unresolved_paths=self._unresolved,
         )

@@ -45,11 +45,24 @@ class GuardState:
         return max(0, self.expires_ns - boottime_ns())
 
     def owner_alive(self) -> bool:
-        """The owner is the process with that pid *and* start time: a recycled pid is not."""
+        """The owner is the process with that pid *and* start time (a recycled
+        pid is not), and still running: a killed daemon that its parent has not
+        reaped yet is a zombie, which holds nothing."""
         try:
-            return self.owner_pid > 0 and process_start_ticks(self.owner_pid) == self.owner_ticks
+            return (
+                self.owner_pid > 0
+                and process_start_ticks(self.owner_pid) == self.owner_ticks
+                and process_state(self.owner_pid) not in ("Z", "X")
+            )
         except (OSError, ValueError, IndexError):
             return False
+
+
+def process_state(pid: int) -> str:
+    """Field 3 of /proc/PID/stat: R, S, D, ... Z for a zombie, X for dead."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    return stat[stat.rindex(b")") + 2 :].split()[0].decode()
 
 
 def read_guard() -> GuardState | None:
@@ -72,8 +85,11 @@ def read_guard() -> GuardState | None:
 def wait_until_free(timeout_s: float = LEASE_NS / 1e9 + 1) -> None:
     """Return once no other live process holds the guard.
 
-    A lease left by a dead daemon lapses within LEASE_NS: wait for it. A live
-    owner (another daemon) is an error: two daemons must not share the state.
+    The kernel ends a lease when its owner's last thread exits
+    (bpf/guard.bpf.c), so after a kill -9 this returns at once; a lease left
+    by an older build without that program lapses within LEASE_NS: wait for
+    it. A live owner (another daemon) is an error: two daemons must not share
+    the state.
     """
     deadline = time.monotonic() + timeout_s
     while True:

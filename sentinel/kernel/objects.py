@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ _NAME_HOOKS = ("path_rename", "path_link", "path_unlink", "path_rmdir", "path_tr
 # The guard (bpf/guard.bpf.c) protects sentinel itself; it needs a mechanism that can deny.
 _GUARD_HOOKS = ("guard_map", "guard_unlink", "guard_rmdir", "guard_rename", "guard_umount", "guard_ptrace")
 
+# bpf/guard.bpf.c's exit program ends the lease when the daemon's last thread
+# exits, so a daemon restarted after kill -9 takes over at once.
+_GUARD_EXIT = "tp_guard_exit"
+
 # bpf/exe.bpf.c keeps each process's executable path for hooks without
 # bpf_d_path: at exec commit and at fork. They decide nothing, so the fentry
 # pair serves both fmod_ret and trace.
@@ -48,12 +53,12 @@ PROGRAMS: dict[str, tuple[str, ...]] = {
     MECH_LSM: (
         "lsm_file_open", "lsm_bprm_check", "lsm_connect", "lsm_sendmsg",
         *(f"lsm_{h}" for h in _NAME_HOOKS), *(f"lsm_{h}" for h in _GUARD_HOOKS),
-        *(f"lsm_{h}" for h in _EXE_HOOKS),
+        *(f"lsm_{h}" for h in _EXE_HOOKS), _GUARD_EXIT,
     ),
     MECH_FMOD_RET: (
         "fmodret_file_open", "fmodret_bprm_check", "fmodret_connect", "fmodret_sendmsg",
         *(f"fmodret_{h}" for h in _NAME_HOOKS), *(f"fmodret_{h}" for h in _GUARD_HOOKS),
-        *(f"fentry_{h}" for h in _EXE_HOOKS),
+        *(f"fentry_{h}" for h in _EXE_HOOKS), _GUARD_EXIT,
     ),
     MECH_TRACE: (
         "fentry_file_open", "fentry_bprm_check", "fentry_connect", "fentry_sendmsg",
@@ -141,43 +146,57 @@ def open_pinned() -> PinnedState:
 class Enforcer:
     """Programs and maps of one daemon's load. Pinned: closing it keeps enforcement."""
 
-    def __init__(self, obj: BpfObject, links: dict[str, Link], mechanism: str) -> None:
+    def __init__(self, obj: BpfObject, links: dict[str, Link], mechanism: str, adopted: bool = False) -> None:
         self._obj = obj
         self.links = links
         self.mechanism = mechanism
+        self.adopted = adopted  # True: the pinned programs of a previous daemon were kept as they are
         self.maps = {name: obj.maps[name] for name in MAP_NAMES}
         self._resolver: KernelResolver | None = None
 
     @classmethod
-    def load(cls, mechanism: str) -> Enforcer:
-        """Load the object, reusing pinned maps, and attach through MECHANISM.
+    def load(cls, mechanism: str, object_path: Path = OBJECT_PATH) -> Enforcer:
+        """Load the object, reusing pinned maps, and put MECHANISM's programs in force.
 
-        New links are attached before old pinned ones are replaced, so a
-        restarted daemon takes over with no moment in which nothing enforces.
+        When the pinned links are exactly MECHANISM's programs from this same
+        object (a restart of the same version), they are adopted as they are:
+        nothing is attached, so no kernel code is patched under running CPUs.
+        Otherwise (first start, upgrade, another mechanism) new links are
+        attached before the old pinned ones are retired, so enforcement never
+        lapses either way.
         """
         if mechanism not in PROGRAMS:
             raise NotSupported(f"no enforcement mechanism named {mechanism!r}")
-        if not OBJECT_PATH.exists():
-            raise KernelError(f"{OBJECT_PATH} is missing: build it with `make -C bpf`")
+        if not object_path.exists():
+            raise KernelError(f"{object_path} is missing: build it with `make -C bpf`")
         pins.ensure_bpffs()
         if mechanism == MECH_TRACEPOINT:
             pins.ensure_tracefs()
         pins.MAP_DIR.mkdir(parents=True, exist_ok=True)
         pins.LINK_DIR.mkdir(parents=True, exist_ok=True)
-        obj = BpfObject(str(OBJECT_PATH))
+        build = object_build_id(object_path)
+        wanted = PROGRAMS[mechanism]
+        adoptable = adoptable_links(mechanism, build)
+        obj = BpfObject(str(object_path))
+        links: dict[str, Link] = {}
         try:
-            wanted = PROGRAMS[mechanism]
             for name, prog in obj.programs.items():
-                prog.set_autoload(name in wanted)
+                # Adopting loads no program at all: the maps are all it needs.
+                prog.set_autoload(adoptable is None and name in wanted)
             for name in MAP_NAMES:
                 obj.maps[name].set_pin_path(str(pins.MAP_DIR / name))
             obj.load()
-            links = {name: obj.programs[name].attach() for name in wanted}
-            _swap_link_pins(links)
+            if adoptable is not None:
+                links = {name: Link.open_pinned(str(path)) for name, path in adoptable.items()}
+            else:
+                links = {name: obj.programs[name].attach() for name in wanted}
+                _swap_link_pins(links, build)
         except BaseException:
+            for link in links.values():
+                link.close()
             obj.close()
             raise
-        return cls(obj, links, mechanism)
+        return cls(obj, links, mechanism, adopted=adoptable is not None)
 
     def current_gen(self) -> int:
         return read_state(self.maps)[0]
@@ -263,18 +282,48 @@ class Enforcer:
         self._obj.close()
 
 
-def _swap_link_pins(links: dict[str, Link]) -> None:
+def object_build_id(path: Path = OBJECT_PATH) -> str:
+    """What names one build of the BPF object: the start of its SHA-256. Link
+    pins carry it, so a restart can tell its own programs from an upgrade's."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def link_pin_name(program: str, build: str, stamp: int) -> str:
+    """`<program>@<build>-<stamp>`: bpffs refuses dots in names, and has no
+    rename, so every attach gets a name of its own."""
+    return f"{program}@{build}-{stamp}"
+
+
+def parse_link_pin(name: str) -> tuple[str, str | None]:
+    """(program, build) from a pin name; build is None for pins of older releases."""
+    program, _, rest = name.partition("@")
+    build, sep, _ = rest.partition("-")
+    return program, (build if sep else None)
+
+
+def adoptable_links(mechanism: str, build: str) -> dict[str, Path] | None:
+    """The pinned links, by program, when they are exactly MECHANISM's
+    programs of build BUILD, each pinned once; else None (attach anew)."""
+    found: dict[str, Path] = {}
+    for path in pins.pinned_links():
+        program, pinned_build = parse_link_pin(path.name)
+        if pinned_build != build or program in found:
+            return None
+        found[program] = path
+    return found if set(found) == set(PROGRAMS[mechanism]) else None
+
+
+def _swap_link_pins(links: dict[str, Link], build: str) -> None:
     """Pin the new links, then detach and unpin every older one.
 
-    bpffs has no rename on the kernels we target (6.1 answers EPERM), so each
-    pin gets a fresh name `<prog>@<ns>`: the new pin exists before the old one
-    goes, and while both programs run over the same maps enforcement never
-    lapses, even if the daemon dies half-way.
+    Each pin gets a fresh name (link_pin_name): the new pin exists before the
+    old one goes, and while both programs run over the same maps enforcement
+    never lapses, even if the daemon dies half-way.
     """
     stamp = time.time_ns()
     keep = set()
     for name, link in links.items():
-        path = pins.LINK_DIR / f"{name}@{stamp}"
+        path = pins.LINK_DIR / link_pin_name(name, build, stamp)
         link.pin(str(path))
         keep.add(path)
     for path in pins.pinned_links():

@@ -17,6 +17,7 @@ from sentinel.compiler.ir import (
 from sentinel.errors import KernelError
 from sentinel.kernel import abi, pins
 from sentinel.kernel.encode import FileIdentity, encode_ruleset, file_key
+from sentinel.bpf import OBJECT_PATH
 from sentinel.kernel.objects import PROGRAMS, Enforcer, open_pinned, unload_all
 from sentinel.kernel.probe import active_lsms
 
@@ -183,11 +184,23 @@ def test_pins_keep_enforcing_after_close(tmpfs: Path) -> None:
     gens = {k[abi.sn_file_key.gen.offset] for k in state.maps["sn_files"].keys()}
     state.close()
     assert len(gens) == 1 and key.ino
-    # A second load takes over the pinned maps and links without a gap.
+    # A second load of the same build adopts the pinned maps and links as they are.
+    links = sorted(p.name for p in pins.pinned_links())
     enf2 = Enforcer.load(mechanism())
+    assert enf2.adopted
     assert not readable(secret)
-    assert len(pins.pinned_links()) == len(PROGRAMS[mechanism()])  # the old links were retired
+    assert sorted(p.name for p in pins.pinned_links()) == links
     enf2.close()
+    # An upgrade (another build of the object: here the same ELF with bytes
+    # appended, which changes its build id) attaches anew, then retires the old links.
+    upgraded = tmpfs / "upgraded.bpf.o"
+    upgraded.write_bytes(OBJECT_PATH.read_bytes() + b"\0" * 8)
+    enf3 = Enforcer.load(mechanism(), object_path=upgraded)
+    assert not enf3.adopted
+    assert not readable(secret)
+    after = sorted(p.name for p in pins.pinned_links())
+    assert len(after) == len(PROGRAMS[mechanism()]) and set(after).isdisjoint(links)  # the old links were retired
+    enf3.close()
     unload_all()
     assert readable(secret)
     assert not pins.PIN_ROOT.exists()
