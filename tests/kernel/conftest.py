@@ -1,11 +1,13 @@
 """Fixtures for kernel scenarios: a tmpfs to put protected files on, the real
-`sentinel` command as a subprocess, and a clean kernel after every test."""
+`sentinel` command as a subprocess, a clean kernel after every test, and a
+kernel log that must stay free of lockups, stalls, oopses and warnings."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +43,49 @@ def sentinel_kernel_objects() -> dict[str, list[str]]:
         "progs": [p for p in progs if p.startswith(("lsm_", "fmodret_", "fentry_", "tp_"))],
         "maps": [m for m in maps if m.startswith("sn_")],
     }
+
+
+# What the kernel prints when it is in trouble: soft and hard lockups, RCU
+# stalls, hung tasks, oopses and BUG()s, and WARN()s (BPF's among them).
+KERNEL_TROUBLE = re.compile(
+    r"soft lockup|hard LOCKUP|rcu_sched self-detected stall|rcu: INFO|detected stalls on CPU"
+    r"|blocked for more than \d+ seconds|Oops|BUG:|kernel BUG|general protection fault|WARNING:"
+)
+
+
+def read_kmsg(fd: int) -> list[str]:
+    """The kernel log records that arrived since FD last read (non-blocking /dev/kmsg)."""
+    lines: list[str] = []
+    while True:
+        try:
+            record = os.read(fd, 8192)
+        except BlockingIOError:
+            return lines
+        except OSError:  # EPIPE: records were overwritten before we read them; go on from the next
+            continue
+        if not record:
+            return lines
+        # "level,seq,usec,flags;message"
+        lines.append(record.decode(errors="replace").split(";", 1)[-1].rstrip("\n"))
+
+
+@pytest.fixture(scope="session")
+def kmsg() -> Iterator[int]:
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    os.lseek(fd, 0, os.SEEK_END)  # what the boot printed is not this suite's doing
+    yield fd
+    os.close(fd)
+
+
+@pytest.fixture(autouse=True)
+def kernel_log_clean(kmsg: int) -> Iterator[None]:
+    """Fail a scenario during which the kernel reported a lockup, a stall, an
+    oops or a warning: a passing test over a kernel in trouble is no pass."""
+    read_kmsg(kmsg)
+    yield
+    trouble = [line for line in read_kmsg(kmsg) if KERNEL_TROUBLE.search(line)]
+    if trouble:
+        pytest.fail("the kernel log reported trouble during this test:\n" + "\n".join(trouble[:40]), pytrace=False)
 
 
 @pytest.fixture
