@@ -46,23 +46,28 @@ class GuardState:
 
     def owner_alive(self) -> bool:
         """The owner is the process with that pid *and* start time (a recycled
-        pid is not), and still running: a killed daemon that its parent has not
-        reaped yet is a zombie, which holds nothing."""
+        pid is not), and not on its way out: a killed daemon is exiting, then a
+        zombie until its parent reaps it, and holds nothing in either state."""
         try:
             return (
                 self.owner_pid > 0
                 and process_start_ticks(self.owner_pid) == self.owner_ticks
-                and process_state(self.owner_pid) not in ("Z", "X")
+                and not process_exiting(self.owner_pid)
             )
         except (OSError, ValueError, IndexError):
             return False
 
 
-def process_state(pid: int) -> str:
-    """Field 3 of /proc/PID/stat: R, S, D, ... Z for a zombie, X for dead."""
+PF_EXITING = 0x4  # include/linux/sched.h: set by do_exit before anything else
+
+
+def process_exiting(pid: int) -> bool:
+    """True once PID's main thread is in do_exit (the flags of /proc/PID/stat,
+    field 9) or has become a zombie (state Z) or dead (X)."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
-    return stat[stat.rindex(b")") + 2 :].split()[0].decode()
+    fields = stat[stat.rindex(b")") + 2 :].split()  # fields[0] is field 3
+    return fields[0] in (b"Z", b"X") or bool(int(fields[6]) & PF_EXITING)
 
 
 def read_guard() -> GuardState | None:

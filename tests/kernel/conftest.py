@@ -173,6 +173,20 @@ def _pid_file_names(pid: int) -> bool:
         return False
 
 
+def status_says_enforcing() -> bool:
+    """What `sentinel status` exits 0 for, asked in this process: the command's
+    interpreter start costs seconds under emulation, at every poll. Tests of
+    `status` itself call the command."""
+    from sentinel.commands import status
+    from sentinel.errors import SentinelError
+
+    try:
+        info = status.gather()
+    except SentinelError:
+        return False
+    return bool(info["loaded"]) and info["self_check"] == "passed"
+
+
 def start_daemon(policy: Path, events: Path, *extra: str, timeout: float = 300) -> Daemon:
     """`sentinel run` in the background, returned once this daemon's own load
     passed the self-check and `status` says enforcing."""
@@ -187,7 +201,7 @@ def start_daemon(policy: Path, events: Path, *extra: str, timeout: float = 300) 
             raise AssertionError(f"daemon exited {proc.returncode}:\n{out}\n{err}")
         # The pid file names this daemon only once its own load passed the
         # self-check: after a kill -9 the pinned state alone already reports enforcement.
-        if _pid_file_names(proc.pid) and sentinel("status").returncode == 0:
+        if _pid_file_names(proc.pid) and status_says_enforcing():
             return Daemon(proc, events)
         time.sleep(0.5)
     proc.kill()

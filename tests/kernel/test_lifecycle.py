@@ -173,10 +173,13 @@ def test_kill_9_keeps_enforcing_and_a_new_daemon_adopts(tmpfs: Path) -> None:
     second = None
     takeover_s = -1.0
     try:
+        held = guard.read_guard()
+        assert held is not None and held.remaining_ns > 3_000_000_000  # renewed every second, 5 s ahead
         first.proc.send_signal(signal.SIGKILL)
         # Not reaped: the killed daemon stays a zombie while the next one starts,
-        # as under a supervisor that has not yet waited for it.
-        deadline = time.monotonic() + 10
+        # as under a supervisor that has not yet waited for it. The kernel must
+        # end the lease well before it would lapse by itself.
+        deadline = time.monotonic() + 2
         while (lease := guard.read_guard()) is not None and lease.remaining_ns > 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert lease is not None and lease.remaining_ns == 0, "the kernel did not end the dead daemon's lease"

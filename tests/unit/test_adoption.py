@@ -76,24 +76,24 @@ def test_a_zombie_owner_holds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     with its pid and start time intact: it must not count as alive."""
     state = guard.GuardState(expires_ns=0, owner_pid=4242, owner_ticks=7)
     monkeypatch.setattr(guard, "process_start_ticks", lambda pid: 7)
-    monkeypatch.setattr(guard, "process_state", lambda pid: "S")
+    monkeypatch.setattr(guard, "process_exiting", lambda pid: False)
     assert state.owner_alive()
-    monkeypatch.setattr(guard, "process_state", lambda pid: "Z")
+    monkeypatch.setattr(guard, "process_exiting", lambda pid: True)
     assert not state.owner_alive()
     monkeypatch.setattr(guard, "process_start_ticks", lambda pid: 8)  # a recycled pid
-    monkeypatch.setattr(guard, "process_state", lambda pid: "S")
+    monkeypatch.setattr(guard, "process_exiting", lambda pid: False)
     assert not state.owner_alive()
 
 
-def test_process_state_reads_this_process() -> None:
-    assert guard.process_state(os.getpid()) in ("R", "S")
+def test_this_process_is_not_exiting() -> None:
+    assert not guard.process_exiting(os.getpid())
 
 
 def test_a_real_unreaped_child_is_a_zombie() -> None:
     child = subprocess.Popen(["sleep", "30"])
     os.kill(child.pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while guard.process_state(child.pid) != "Z" and time.monotonic() < deadline:
+    while not guard.process_exiting(child.pid) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert guard.process_state(child.pid) == "Z"
+    assert guard.process_exiting(child.pid)
     child.wait()
