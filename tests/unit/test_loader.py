@@ -272,8 +272,12 @@ def test_multi_document_file_and_policy_limit(tmp_path: Path) -> None:
     docs = [HEADER.replace("name: p", f"name: p{i}").replace("  rules:", "  mode: audit") for i in range(64)]
     file = write(tmp_path, "---\n".join(docs))
     [found] = errors(file)
-    assert found == f"{file}:{63 * 7 + 1}:1: too many policies: at most 63 can be loaded at once"
-    assert len(load_policies([write(tmp_path, "---\n".join(docs[:63]), "ok.yaml")])) == 63
+    assert found == (f"{file}:{63 * 7}:1: more than 63 YAML documents in one file "
+                     "(document limit; at most 63 policies can be loaded at once)")
+    ok = write(tmp_path, "---\n".join(docs[:63]), "ok.yaml")
+    assert len(load_policies([ok])) == 63
+    extra = write(tmp_path, docs[63], "extra.yaml")
+    assert errors(ok, extra) == [f"{extra}:1:1: too many policies: at most 63 can be loaded at once"]
 
 
 def test_empty_rules_list_and_empty_file(tmp_path: Path) -> None:
@@ -287,7 +291,7 @@ def test_empty_rules_list_and_empty_file(tmp_path: Path) -> None:
 
 def test_control_characters_and_merge_keys(tmp_path: Path) -> None:
     a = write(tmp_path, "apiVersion: sentinel/v1\nkind: Policy\nmetadata: {name: a\x01}\n", "a.yaml")
-    b = write(tmp_path, "x: &x {c: 1}\n<<: *x\n", "b.yaml")
+    b = write(tmp_path, "x: {c: 1}\n<<: {c: 2}\n", "b.yaml")
     c = write(tmp_path, HEADER.replace("  rules:", "  rules: null"), "c.yaml")
     assert errors(a, b, c) == [
         f"{a}:3:19: YAML: control character U+0001 is not allowed",
