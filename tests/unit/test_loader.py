@@ -303,3 +303,18 @@ def test_control_characters_and_merge_keys(tmp_path: Path) -> None:
         f"{b}:2:1: YAML merge keys ('<<') are not supported",
         f"{c}:6:10: spec.rules: Input should be a list",
     ]
+
+
+def test_every_wrong_entry_of_a_rule_is_reported(tmp_path: Path) -> None:
+    """paths and prefixes both wrong, addresses and ports both wrong: each entry."""
+    file = write(tmp_path, rule(
+        "    - {id: r, operation: open, action: deny, match: {paths: [a, /b/], prefixes: [/c, d/]}}\n"
+        "    - {id: s, operation: connect, action: deny, match: {addresses: [1.2.3.4/8, x], ports: [99999, \"5-1\"]}}\n"
+    ))
+    found = [f.split(": ", 1)[0].rsplit(":", 2)[1:] + [f.split(": ")[1]] for f in errors(file)]
+    assert [where[-1] for where in found] == [
+        "spec.rules[0].match.paths[0]", "spec.rules[0].match.paths[1]",
+        "spec.rules[0].match.prefixes[0]", "spec.rules[0].match.prefixes[1]",
+        "spec.rules[1].match.addresses[0]", "spec.rules[1].match.addresses[1]",
+        "spec.rules[1].match.ports[0]", "spec.rules[1].match.ports[1]",
+    ]
