@@ -14,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from sentinel.errors import SentinelError
+from sentinel.errors import PolicyError, SentinelError
 
 # command name -> module in sentinel.commands exposing `run(args) -> int`
 _COMMANDS = {
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _problems(count: int) -> str:
+    return "1 problem" if count == 1 else f"{count} problems"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -98,6 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = module.run(args)
         sys.stdout.flush()
         return code
+    except PolicyError as exc:
+        # One `FILE:LINE:COL: message` per line, as `check` prints them, so
+        # editors and CI annotations can jump to each.
+        for diagnostic in exc.diagnostics:
+            print(diagnostic, file=sys.stderr)
+        print(f"sentinel {args.command}: {_problems(len(exc.diagnostics))} found", file=sys.stderr)
+        return exc.exit_code
     except SentinelError as exc:
         print(f"sentinel {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -102,3 +102,103 @@ processes = st.fixed_dictionaries({
 file_queries = st.sampled_from(FILES + DIRS + ["/", "/r/a/b/x/y", "/u/v"])
 access_sets = st.lists(st.sampled_from(["read", "write"]), min_size=1, max_size=2, unique=True)
 connect_queries = st.tuples(st.sampled_from(ADDRESSES), PORTS, st.sampled_from(["tcp", "udp"]))
+
+
+# -- junk, for the fuzz suite (tests/unit/test_fuzz_loader.py) ---------------
+# Structured junk: mostly-right policies with parts replaced by wrong types,
+# odd unicode, NUL, huge numbers, then rendered to YAML and mangled at the
+# text level (duplicate keys, anchors and aliases, deep nesting, raw bytes).
+
+odd_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from(
+        ["\x00", "\u202e", "\ufeff", "\u2028", "\x85", "é", "/", ".", "*", "&", "<", ":", "-", "#", "'", '"']
+    ),
+    max_size=30,
+)
+huge_ints = st.integers() | st.sampled_from([2**64, -(2**63), 10**400, 2**32 - 1, 65536, -1])
+scalars = st.none() | st.booleans() | huge_ints | st.floats() | odd_text | st.sampled_from(
+    ["/etc/shadow", "/tmp/", "10.0.0.0/8", "22", "1-2", "exec", "open", "connect", "deny", "allow"]
+)
+junk_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(odd_text | st.sampled_from(
+        ["paths", "prefixes", "match", "id", "operation", "action", "rules", "spec"]), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@st.composite
+def junk_policy_data(draw: st.DrawFn) -> Any:
+    """A generated policy with some of its values (or itself) replaced by junk."""
+    doc: Any = draw(policy_docs(draw(st.sampled_from(NAMES))))
+    for _ in range(draw(st.integers(0, 4))):
+        node = doc
+        path: list[Any] = []
+        while isinstance(node, (dict, list)) and node and draw(st.booleans()):
+            key = draw(st.sampled_from(sorted(node) if isinstance(node, dict) else list(range(len(node)))))
+            path.append(key)
+            node = node[key]
+        if not path:
+            return draw(junk_values)
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = draw(junk_values)
+    return doc
+
+
+def _deep(depth: int, flow: bool) -> str:
+    if flow:
+        return "[" * depth + "]" * depth
+    return "- " * depth + "x"
+
+
+@st.composite
+def junk_yaml(draw: st.DrawFn) -> bytes:
+    """Policy-shaped YAML text, then mangled."""
+    import yaml
+
+    data = draw(junk_policy_data())
+    try:
+        text = yaml.safe_dump(data, allow_unicode=draw(st.booleans()), default_flow_style=draw(st.booleans()))
+    except yaml.YAMLError:
+        text = "x: 1\n"
+    lines = text.splitlines()
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["dup", "anchor", "alias", "deep", "nul", "bytes", "cut", "docs"]))
+        at = draw(st.integers(0, len(lines)))
+        if kind == "dup" and lines:
+            lines.insert(at, lines[min(at, len(lines) - 1)])
+        elif kind == "anchor":
+            lines.insert(at, "a: &x [1, 2]")
+        elif kind == "alias":
+            lines.insert(at, "b: [*x, *x, *x]")
+        elif kind == "deep":
+            lines.insert(at, "d: " + _deep(draw(st.sampled_from([31, 33, 200, 5000])), draw(st.booleans())))
+        elif kind == "nul":
+            lines.insert(at, "n: \x00")
+        elif kind == "cut":
+            lines = lines[:at]
+        elif kind == "docs":
+            lines.insert(at, "---")
+        else:
+            lines.insert(at, draw(st.binary(max_size=12)).decode("latin-1"))
+    raw = "\n".join(lines).encode("utf-8", "surrogatepass")
+    if draw(st.integers(0, 9)) == 0:
+        raw += draw(st.binary(max_size=16))  # invalid UTF-8 and stray bytes
+    return raw
+
+
+# Command-line junk: real option names mixed with odd strings. No token is a
+# prefix of --help (argparse would exit 0 after printing it).
+option_names = st.sampled_from([
+    "--json", "--exec", "--open", "--connect", "--access", "--binary", "--uid", "--cgroup", "--policy",
+    "--mode", "--output", "--format", "--alert-rate", "--output-queue", "--", "-", "--bogus", "-x",
+])
+argv_junk = st.lists(
+    option_names
+    | odd_text.filter(lambda t: not t.startswith(("-h", "--h")))
+    | huge_ints.map(str)
+    | st.sampled_from(["read", "write", "enforce", "audit", "stdout", "jsonl:", "1.2.3.4:99999", "[::1]:22/sctp"]),
+    max_size=6,
+)

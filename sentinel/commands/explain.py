@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from sentinel.compiler.build import build_ruleset
 from sentinel.compiler.evaluate import (
@@ -15,7 +16,7 @@ from sentinel.compiler.evaluate import (
     parse_endpoint,
     resolve_path,
 )
-from sentinel.errors import UsageError
+from sentinel.errors import PolicyError, UsageError
 from sentinel.policy.loader import load_policies
 
 
@@ -30,11 +31,25 @@ def format_verdict(verdict: Verdict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Every wrong argument and every policy problem is reported at once.
+    problems: list[str] = []
     if args.access and not args.open_path:
-        raise UsageError("--access applies only to --open")
+        problems.append("--access applies only to --open")
     if args.uid is not None and not 0 <= args.uid <= 2**32 - 2:
-        raise UsageError(f"--uid {args.uid} is out of range")
-    rs = build_ruleset(load_policies(args.policies))
+        problems.append(f"--uid {args.uid} is out of range")
+    endpoint = None
+    if args.connect is not None:
+        try:
+            endpoint = parse_endpoint(args.connect)
+        except ValueError as exc:
+            problems.append(f"--connect {exc}")
+    try:
+        rs = build_ruleset(load_policies(args.policies))
+    except PolicyError:
+        report_usage(problems)
+        raise
+    if problems:
+        raise UsageError("; ".join(problems))
     proc = Process(
         binary=resolve_path(args.binary) if args.binary else None,
         uid=args.uid if args.uid is not None else os.getuid(),
@@ -45,10 +60,14 @@ def run(args: argparse.Namespace) -> int:
     elif args.open_path:
         verdict = evaluate_open(rs, resolve_path(args.open_path), args.access or ["read"], proc)
     else:
-        try:
-            addr, port, protocol = parse_endpoint(args.connect)
-        except ValueError as exc:
-            raise UsageError(f"--connect {exc}") from None
+        assert endpoint is not None  # argparse requires one of --exec, --open, --connect
+        addr, port, protocol = endpoint
         verdict = evaluate_connect(rs, addr, port, protocol, proc)
     print(format_verdict(verdict))
     return 0
+
+
+def report_usage(problems: list[str]) -> None:
+    """Print argument problems found alongside a PolicyError (which the CLI prints)."""
+    for problem in problems:
+        print(f"sentinel: {problem}", file=sys.stderr)

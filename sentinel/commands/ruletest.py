@@ -23,7 +23,13 @@ from sentinel.compiler.evaluate import (
 )
 from sentinel.compiler.ir import Mode, RuleSet
 from sentinel.errors import Diagnostic, PolicyError
-from sentinel.policy.loader import expand_paths, load_policies, read_documents, validate_document
+from sentinel.policy.loader import (
+    expand_paths,
+    load_policies,
+    read_documents,
+    sort_diagnostics,
+    validate_document,
+)
 from sentinel.policy.model import LoadedPolicy
 from sentinel.policy.ruletest_model import Case, RuleTestFile
 
@@ -45,18 +51,28 @@ def load_test_file(file: str, mode_override: Mode | None = None) -> LoadedTests:
     """
     diags: list[Diagnostic] = []
     docs = read_documents(file, diags)
-    if diags:
+    if not docs:
         raise PolicyError(diags)
-    if len(docs) != 1:
-        raise PolicyError([Diagnostic(file, 1, 1, "a test file holds exactly one YAML document")])
+    if len(docs) > 1:
+        diags.append(Diagnostic(file, *docs[1].start, "a test file holds exactly one YAML document"))
     doc = docs[0]
     spec = validate_document(doc, RuleTestFile, diags)
-    if spec is None:
-        raise PolicyError(diags)
+    # The policy files are checked even when the test file itself is wrong,
+    # so that every problem is reported at once.
+    if spec is not None:
+        policy_files = list(spec.policy_files)
+    else:
+        named = doc.data.get("policyFiles") if isinstance(doc.data, dict) else None
+        policy_files = [p for p in named if isinstance(p, str)] if isinstance(named, list) else []
     base = Path(file).parent
     loaded: list[LoadedPolicy] = []
-    if spec.policy_files:
-        loaded += load_policies([base / p for p in spec.policy_files])
+    if policy_files:
+        try:
+            loaded += load_policies([base / p for p in policy_files])
+        except PolicyError as exc:
+            diags.extend(exc.diagnostics)
+    if spec is None or diags:
+        raise PolicyError(sort_diagnostics(diags))
     for i, policy in enumerate(spec.policies):
         line, col = doc.values[("policies", i)]
         loaded.append(LoadedPolicy(policy, file, line, col))

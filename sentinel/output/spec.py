@@ -99,11 +99,19 @@ def parse_specs(texts: list[str] | None) -> list[OutputSpec]:
         UsageError: any SPEC is invalid, or the same SPEC is given twice
             (two writers on one file would interleave rotations).
     """
-    specs = [parse_spec(t) for t in (texts or [DEFAULT_SPEC])]
+    specs: list[OutputSpec] = []
+    problems: list[str] = []  # every bad SPEC, not just the first
+    for text in texts or [DEFAULT_SPEC]:
+        try:
+            specs.append(parse_spec(text))
+        except UsageError as exc:
+            problems.append(str(exc))
     names = [str(s) for s in specs]
-    for name in names:
-        if names.count(name) > 1:
-            raise UsageError(f"output {name!r} given more than once")
+    for i, name in enumerate(names):
+        if name in names[:i] and name not in names[i + 1 :]:
+            problems.append(f"output {name!r} given more than once")
+    if problems:
+        raise UsageError("; ".join(problems))
     return specs
 
 

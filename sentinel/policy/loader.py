@@ -9,6 +9,8 @@ files are read and all errors collected before anything is raised.
 from __future__ import annotations
 
 import os
+import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +18,20 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.scanner import Scanner
 
 from sentinel.compiler.ir import MAX_POLICIES
 from sentinel.errors import Diagnostic, PolicyError
+from sentinel.policy import limits
+
+try:
+    from yaml._yaml import CParser
+
+    _LIBYAML = True
+except ImportError:  # PyYAML built without libyaml
+    _LIBYAML = False
 from sentinel.policy.model import MATCH_KEYS, LoadedPolicy, Policy
 
 M = TypeVar("M", bound=BaseModel)
@@ -69,7 +82,14 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, loc + (i,)) for i, item in enumerate(node.value)]
-        return self.constructor.construct_object(node, deep=True)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            # A timestamp such as 2024-13-45, an int past Python's 4,300-digit
+            # conversion limit: the YAML is well-formed, the value is not.
+            problem = exc.problem if isinstance(exc, yaml.MarkedYAMLError) and exc.problem else str(exc)
+            self._error(node, f"YAML: cannot read value {node.value[:40]!r}: {problem}")
+            return None
 
     def _error(self, node: yaml.Node, message: str) -> None:
         line, col = _mark(node)
@@ -81,26 +101,170 @@ def _position(data: bytes, offset: int) -> Mark:
     return (line, offset - (data.rfind(b"\n", 0, offset) + 1) + 1)
 
 
-def _compose_all(text: str) -> list[yaml.Node]:
-    """Every document's node tree. libyaml's composer when PyYAML has it: the
-    pure-Python one takes ~2 ms per rule, most of a 100,000-rule load. Both
-    give the same nodes and marks; on any error the pure-Python composer runs
-    again so that diagnostics stay exactly what they were."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
+def _text_position(text: str, offset: int) -> Mark:
+    line = text.count("\n", 0, offset) + 1
+    return (line, offset - (text.rfind("\n", 0, offset) + 1) + 1)
+
+
+class _LimitExceeded(Exception):
+    """A file went past one of sentinel.policy.limits; reading stops there."""
+
+    def __init__(self, mark: Any, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+# Anchor and alias problems reported per file; a file of nothing but aliases
+# would otherwise print one line per node.
+_MAX_ALIAS_REPORTS = 20
+_ALIASES = f"policies use no anchors or aliases; {limits.DOCS}"
+
+
+def _scan(parser: Any) -> list[tuple[Any, str]]:
+    """Check a file's YAML event stream against the limits, one event at a
+    time and keeping none, before anything is composed: nothing is built, so
+    an alias bomb never expands, 5,000 levels of nesting never reach a
+    recursive composer, and memory stays flat however long the stream is.
+
+    Returns the (mark, message) of anchors and aliases (they are rejected
+    outright: an alias is what a "billion laughs" bomb is made of, and no
+    policy needs one).
+    Raises:
+        _LimitExceeded: depth, node count or document count passed its limit.
+        yaml.YAMLError: invalid YAML.
+    """
+    problems: list[tuple[Any, str]] = []
+    depth = nodes = documents = 0
+    while True:
+        event = parser.get_event()
+        if event is None or isinstance(event, yaml.StreamEndEvent):
+            return problems
+        if isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            continue
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > limits.MAX_DOCUMENTS:
+                raise _LimitExceeded(event.start_mark, (
+                    f"more than {limits.MAX_DOCUMENTS} YAML documents in one file "
+                    f"(document limit; at most {limits.MAX_DOCUMENTS} policies can be loaded at once)"))
+            continue
+        if not isinstance(event, yaml.NodeEvent):
+            continue
+        nodes += 1
+        if nodes > limits.MAX_NODES:
+            raise _LimitExceeded(event.start_mark, (
+                f"more than {limits.MAX_NODES:,} YAML nodes in one file "
+                f"(node limit {limits.MAX_NODES:,}; {limits.DOCS})"))
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > limits.MAX_DEPTH:
+                raise _LimitExceeded(event.start_mark, (
+                    f"YAML nested deeper than {limits.MAX_DEPTH} levels "
+                    f"(depth limit {limits.MAX_DEPTH}; {limits.DOCS})"))
+        if event.anchor is not None and len(problems) < _MAX_ALIAS_REPORTS:
+            if isinstance(event, yaml.AliasEvent):
+                problems.append((event.start_mark, f"YAML alias '*{event.anchor}' is not allowed ({_ALIASES})"))
+            else:
+                problems.append((event.start_mark, f"YAML anchor '&{event.anchor}' is not allowed ({_ALIASES})"))
+
+
+class _PureParser(Reader, Scanner, Parser):
+    """PyYAML's own parser, for its messages (the ones users have seen)."""
+
+    def __init__(self, text: str) -> None:
+        Reader.__init__(self, text)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+
+
+# Files at most this big get their YAML syntax errors from PyYAML's own
+# parser, whose messages and marks are the ones the tests and users know;
+# bigger ones keep libyaml's, so that an error at the end of a 4 MiB file
+# does not cost a pure-Python parse of all of it (seconds, on a reload).
+_PURE_RERUN_MAX_CHARS = 256 * 1024
+
+
+def _compose_all(text: str) -> tuple[list[yaml.Node], list[tuple[Any, str]]]:
+    """Every document's node tree, once the event stream has passed `_scan`;
+    when it has anchors or aliases, no nodes and those problems.
+
+    libyaml's parser when PyYAML has it: the pure-Python one takes ~2 ms per
+    rule, most of a 100,000-rule load. Both give the same nodes and marks; on
+    a YAML error in a small file the pure-Python parser runs again so that
+    diagnostics stay exactly what they were.
+
+    Raises:
+        _LimitExceeded: depth, node or document limit (see limits.py).
+        yaml.YAMLError: invalid YAML.
+    """
+    if _LIBYAML:
         try:
-            return list(yaml.compose_all(text, Loader=fast))
+            problems = _scan(CParser(text))
+            if problems:
+                return [], problems
+            return [n for n in yaml.compose_all(text, Loader=yaml.CSafeLoader) if n is not None], []
         except yaml.YAMLError:
-            pass
-    return list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+            if len(text) > _PURE_RERUN_MAX_CHARS:
+                raise
+    problems = _scan(_PureParser(text))
+    if problems:
+        return [], problems
+    return [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None], []
+
+
+_NON_PRINTABLE = Reader.NON_PRINTABLE  # what the YAML spec forbids, as PyYAML checks it
+
+
+def _read_bounded(file: str, diags: list[Diagnostic]) -> bytes | None:
+    """The file's bytes, never reading more than MAX_FILE_BYTES + 1."""
+    limit = limits.MAX_FILE_BYTES
+    too_big = f"file is larger than {limit:,} bytes (file size limit {limit // 2**20} MiB; {limits.DOCS})"
+    try:
+        with open(file, "rb") as stream:
+            info = os.fstat(stream.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > limit:
+                diags.append(Diagnostic(file, 1, 1, too_big))
+                return None
+            raw = stream.read(limit + 1)
+    except OSError as exc:
+        diags.append(Diagnostic(file, 1, 1, f"cannot read file: {exc.strerror or exc}"))
+        return None
+    except ValueError as exc:  # a NUL or a lone surrogate in the name
+        diags.append(Diagnostic(file, 1, 1, f"cannot read file: {exc}"))
+        return None
+    if len(raw) > limit:
+        diags.append(Diagnostic(file, 1, 1, too_big))
+        return None
+    return raw
+
+
+def _check_text(file: str, text: str, diags: list[Diagnostic]) -> bool:
+    """Line length and forbidden characters, checked before parsing. Every
+    overlong line is reported (there are at most MAX_FILE_BYTES / MAX_LINE_CHARS)."""
+    limit = limits.MAX_LINE_CHARS
+    long_lines = [
+        Diagnostic(file, _text_position(text, found.start())[0], limit + 1,
+                   f"line is longer than {limit:,} characters (line length limit {limit:,}; {limits.DOCS})")
+        for found in re.finditer(f"^[^\\n]{{{limit + 1}}}", text, re.MULTILINE)
+    ]
+    if long_lines:
+        diags.extend(long_lines)
+        return False
+    bad = _NON_PRINTABLE.search(text)
+    if bad is not None:
+        line, col = _text_position(text, bad.start())
+        diags.append(Diagnostic(file, line, col, f"YAML: control character U+{ord(bad.group()):04X} is not allowed"))
+        return False
+    return True
 
 
 def read_documents(file: str, diags: list[Diagnostic]) -> list[_Document]:
-    """Compose every YAML document of `file`; problems go to `diags`."""
-    try:
-        raw = Path(file).read_bytes()
-    except OSError as exc:
-        diags.append(Diagnostic(file, 1, 1, f"cannot read file: {exc.strerror or exc}"))
+    """Compose every YAML document of `file` within sentinel.policy.limits;
+    problems go to `diags`."""
+    raw = _read_bounded(file, diags)
+    if raw is None:
         return []
     try:
         text = raw.decode("utf-8")
@@ -108,27 +272,30 @@ def read_documents(file: str, diags: list[Diagnostic]) -> list[_Document]:
         line, col = _position(raw, exc.start)
         diags.append(Diagnostic(file, line, col, "file is not valid UTF-8"))
         return []
+    if not _check_text(file, text, diags):
+        return []
     docs: list[_Document] = []
     try:
-        for node in _compose_all(text):
-            if node is None:
-                continue
-            doc = _Document(file, None, _mark(node))
-            doc.data = _Builder(doc, diags).build(node, ())
-            docs.append(doc)
+        nodes, problems = _compose_all(text)
+    except _LimitExceeded as exc:
+        diags.append(Diagnostic(file, exc.mark.line + 1, exc.mark.column + 1, exc.message))
+        return []
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         diags.append(Diagnostic(file, line, col, f"YAML: {problem}"))
         return []
-    except yaml.reader.ReaderError as exc:  # control characters the YAML spec forbids
-        line, col = _position(text.encode("utf-8"), len(text[: exc.position].encode("utf-8")))
-        diags.append(Diagnostic(file, line, col, f"YAML: control character U+{exc.character:04X} is not allowed"))
-        return []
     except yaml.YAMLError as exc:
         diags.append(Diagnostic(file, 1, 1, f"YAML: {exc}"))
         return []
+    if problems:
+        diags.extend(Diagnostic(file, m.line + 1, m.column + 1, message) for m, message in problems)
+        return []
+    for node in nodes:
+        doc = _Document(file, None, _mark(node))
+        doc.data = _Builder(doc, diags).build(node, ())
+        docs.append(doc)
     if not docs:
         diags.append(Diagnostic(file, 1, 1, "file contains no policy document"))
     return docs

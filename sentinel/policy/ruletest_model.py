@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, StrictStr, model_validator
+from pydantic import AfterValidator, Field, StrictInt, StrictStr, model_validator
 
 from sentinel.policy.model import UID_MAX, CgroupPath, DnsLabel, FilePath, Policy, _Model
+
+
+def _endpoint(value: str) -> str:
+    from sentinel.compiler.evaluate import parse_endpoint
+
+    parse_endpoint(value)
+    return value
+
+
+# ADDR:PORT[/tcp|/udp], IPv6 as [ADDR]:PORT; checked as a field, so that it is
+# reported together with every other wrong field of the case.
+Endpoint = Annotated[StrictStr, AfterValidator(_endpoint)]
 
 
 class CaseProcess(_Model):
@@ -32,21 +44,20 @@ class Case(_Model):
     exec: FilePath | None = None
     open: FilePath | None = None
     access: Annotated[tuple[Literal["read", "write"], ...], Field(min_length=1)] | None = None
-    connect: StrictStr | None = None  # ADDR:PORT[/tcp|/udp], IPv6 as [ADDR]:PORT
+    connect: Endpoint | None = None
     process: CaseProcess = CaseProcess()
     expect: Expect
 
     @model_validator(mode="after")
     def _one_operation(self) -> Case:
+        problems = []
         given = [k for k in ("exec", "open", "connect") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("a case needs exactly one of `exec`, `open`, `connect`")
+            problems.append("a case needs exactly one of `exec`, `open`, `connect`")
         if self.access is not None and self.open is None:
-            raise ValueError("`access` applies only to `open` cases")
-        if self.connect is not None:
-            from sentinel.compiler.evaluate import parse_endpoint
-
-            parse_endpoint(self.connect)
+            problems.append("`access` applies only to `open` cases")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

@@ -190,3 +190,44 @@ def test_run_rejects_bad_limits_before_touching_the_kernel(
     code, out, err = run(capsys, "run", "--policy", policy_file, flag, value)
     assert code == 2
     assert flag in err and out == ""
+
+
+def test_rule_test_file_reports_every_problem(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The case's bad endpoint, its bad expectation, a duplicate key and the
+    named policy file's own errors, all in one run."""
+    (tmp_path / "p.yaml").write_text(POLICY.replace("/srv/secret", "srv/secret"))
+    bad = tmp_path / "t.yaml"
+    bad.write_text(
+        "policyFiles: [p.yaml]\n"
+        "cases:\n"
+        "  - {name: a, connect: 'nope', expect: {action: maybe}}\n"
+        "  - {name: b, exec: /x, connect: '1.2.3.4:1', access: [read], expect: {action: deny}}\n"
+        "description: x\n"
+        "description: y\n"
+    )
+    code, _, err = run(capsys, "test", str(bad))
+    assert code == 2
+    assert f"{bad}:3:24: cases[0].connect: 'nope': expected ADDR:PORT[/tcp|/udp] or [ADDR]:PORT" in err
+    assert f"{bad}:3:49: cases[0].expect.action: Input should be" in err
+    assert (f"{bad}:4:5: cases[1]: a case needs exactly one of `exec`, `open`, `connect`; "
+            "`access` applies only to `open` cases") in err
+    assert f"{bad}:6:1: duplicate key 'description'" in err
+    assert f"{tmp_path / 'p.yaml'}:6:86: spec.rules[0].match.paths[0]: path 'srv/secret' must be absolute" in err
+
+
+def test_explain_and_run_report_arguments_and_policies_together(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(POLICY.replace("/srv/secret", "srv/secret"))
+    code, _, err = run(capsys, "explain", str(bad), "--connect", "x", "--uid", "-1", "--access", "read")
+    assert code == 2
+    for fragment in ("--access applies only to --open", "--uid -1 is out of range", "--connect 'x'",
+                     f"{bad}:6:86: spec.rules[0].match.paths[0]"):
+        assert fragment in err, err
+    code, out, err = run(capsys, "run", "--policy", str(bad), "--alert-rate", "-1",
+                         "--output", "bogus:", "--output", "nope:x")
+    assert code == 2 and out == ""
+    for fragment in ("--alert-rate -1", "invalid output 'bogus:'", "invalid output 'nope:x'",
+                     f"{bad}:6:86: spec.rules[0].match.paths[0]"):
+        assert fragment in err, err

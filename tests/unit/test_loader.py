@@ -272,8 +272,12 @@ def test_multi_document_file_and_policy_limit(tmp_path: Path) -> None:
     docs = [HEADER.replace("name: p", f"name: p{i}").replace("  rules:", "  mode: audit") for i in range(64)]
     file = write(tmp_path, "---\n".join(docs))
     [found] = errors(file)
-    assert found == f"{file}:{63 * 7 + 1}:1: too many policies: at most 63 can be loaded at once"
-    assert len(load_policies([write(tmp_path, "---\n".join(docs[:63]), "ok.yaml")])) == 63
+    assert found == (f"{file}:{63 * 7}:1: more than 63 YAML documents in one file "
+                     "(document limit; at most 63 policies can be loaded at once)")
+    ok = write(tmp_path, "---\n".join(docs[:63]), "ok.yaml")
+    assert len(load_policies([ok])) == 63
+    extra = write(tmp_path, docs[63], "extra.yaml")
+    assert errors(ok, extra) == [f"{extra}:1:1: too many policies: at most 63 can be loaded at once"]
 
 
 def test_empty_rules_list_and_empty_file(tmp_path: Path) -> None:
@@ -287,7 +291,7 @@ def test_empty_rules_list_and_empty_file(tmp_path: Path) -> None:
 
 def test_control_characters_and_merge_keys(tmp_path: Path) -> None:
     a = write(tmp_path, "apiVersion: sentinel/v1\nkind: Policy\nmetadata: {name: a\x01}\n", "a.yaml")
-    b = write(tmp_path, "x: &x {c: 1}\n<<: *x\n", "b.yaml")
+    b = write(tmp_path, "x: {c: 1}\n<<: {c: 2}\n", "b.yaml")
     c = write(tmp_path, HEADER.replace("  rules:", "  rules: null"), "c.yaml")
     assert errors(a, b, c) == [
         f"{a}:3:19: YAML: control character U+0001 is not allowed",
@@ -298,4 +302,19 @@ def test_control_characters_and_merge_keys(tmp_path: Path) -> None:
         f"{b}:1:1: x: unknown key 'x'",
         f"{b}:2:1: YAML merge keys ('<<') are not supported",
         f"{c}:6:10: spec.rules: Input should be a list",
+    ]
+
+
+def test_every_wrong_entry_of_a_rule_is_reported(tmp_path: Path) -> None:
+    """paths and prefixes both wrong, addresses and ports both wrong: each entry."""
+    file = write(tmp_path, rule(
+        "    - {id: r, operation: open, action: deny, match: {paths: [a, /b/], prefixes: [/c, d/]}}\n"
+        "    - {id: s, operation: connect, action: deny, match: {addresses: [1.2.3.4/8, x], ports: [99999, \"5-1\"]}}\n"
+    ))
+    found = [f.split(": ", 1)[0].rsplit(":", 2)[1:] + [f.split(": ")[1]] for f in errors(file)]
+    assert [where[-1] for where in found] == [
+        "spec.rules[0].match.paths[0]", "spec.rules[0].match.paths[1]",
+        "spec.rules[0].match.prefixes[0]", "spec.rules[0].match.prefixes[1]",
+        "spec.rules[1].match.addresses[0]", "spec.rules[1].match.addresses[1]",
+        "spec.rules[1].match.ports[0]", "spec.rules[1].match.ports[1]",
     ]
