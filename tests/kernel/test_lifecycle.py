@@ -47,6 +47,10 @@ spec:
       match: {{paths: [{extra2}]}}
 """
 RELOADS = 200
+# "Billion laughs": nine levels of nine aliases, 10^9 strings if expanded.
+ALIAS_BOMB = "a: &a [" + ",".join(['"lol"'] * 9) + "]\n" + "".join(
+    f"{chr(ord('b') + i)}: &{chr(ord('b') + i)} [" + ",".join([f"*{chr(ord('a') + i)}"] * 9) + "]\n" for i in range(8)
+)
 
 
 def write_policy(path: Path, text: str) -> None:
@@ -149,6 +153,19 @@ def test_invalid_reload_keeps_previous_policies(tmpfs: Path) -> None:
         assert self_check_at() == before
         status = sentinel("status")
         assert status.returncode == 0, status.stdout
+        # A hostile file (a 9-level alias bomb) is rejected like any invalid
+        # policy, quickly, while the daemon keeps serving alerts.
+        write_policy(policy, ALIAS_BOMB)
+        daemon.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while len(daemon.wait_for_status("reload_rejected", timeout=1)) < 2 and time.monotonic() < deadline:
+            pass
+        rejected = daemon.wait_for_status("reload_rejected", timeout=0)
+        assert len(rejected) == 2 and "alias" in rejected[1]["status"]["message"], rejected
+        served = len(daemon.events())
+        assert subprocess.run(["cat", str(f["denied"])], capture_output=True).returncode == 1
+        assert daemon.wait_events(served + 1), "no alert after the rejected reload"
+        assert self_check_at() == before
         # Fixed again, the next reload goes through.
         write_policy(policy, POLICY_B.format(**f))
         assert sentinel("reload").returncode == 0
