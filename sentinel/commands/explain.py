@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from sentinel.compiler.addr import IPAddress, reached_address, unmap_address
 from sentinel.compiler.build import build_ruleset
 from sentinel.compiler.evaluate import (
     Process,
@@ -29,6 +30,16 @@ def format_verdict(verdict: Verdict) -> str:
     return "\n".join(lines)
 
 
+def reached_note(addr: IPAddress) -> str | None:
+    """A line saying which address 0.0.0.0 or :: was judged as, else None."""
+    reached = reached_address(addr)
+    if reached == unmap_address(addr):
+        return None
+    bound = ("an IPv4-bound socket reaches its bound address instead" if reached.version == 4
+             else "on an IPv6 socket bound to ::ffff:a.b.c.d it is 127.0.0.1")
+    return f"judged:  as {reached}, the address a connect to {addr} reaches from an unbound socket ({bound})"
+
+
 def run(args: argparse.Namespace) -> int:
     if args.access and not args.open_path:
         raise UsageError("--access applies only to --open")
@@ -50,5 +61,9 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(f"--connect {exc}") from None
         verdict = evaluate_connect(rs, addr, port, protocol, proc)
+        note = reached_note(addr)
+        if note:
+            print(format_verdict(verdict) + "\n" + note)  # last, so the first lines keep their shape
+            return 0
     print(format_verdict(verdict))
     return 0
