@@ -26,6 +26,7 @@ struct sn_dest {
 	__u16 port;      /* host order */
 	__u8 family;     /* AF_INET or AF_INET6 after unmapping */
 	__u8 protocol;
+	__u8 unspec;     /* the caller wrote 0.0.0.0 or ::, ADDR is what it reaches */
 };
 
 static __always_inline long sn_read_addr(void *dst, __u32 size, const void *src, int how)
@@ -33,7 +34,8 @@ static __always_inline long sn_read_addr(void *dst, __u32 size, const void *src,
 	return how == SN_HOW_CORE ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
 }
 
-static __always_inline int sn_read_dest(struct sn_dest *d, const void *uaddr, int addrlen, int how)
+/* UNSPEC_INET: AF_UNSPEC is AF_INET (udp_sendmsg on an IPv4 socket). */
+static __always_inline int sn_read_dest(struct sn_dest *d, const void *uaddr, int addrlen, int how, bool unspec_inet)
 {
 	sa_family_t family = 0;
 
@@ -41,7 +43,7 @@ static __always_inline int sn_read_dest(struct sn_dest *d, const void *uaddr, in
 		return -1;
 	if (sn_read_addr(&family, sizeof(family), uaddr, how))
 		return -1;
-	if (family == AF_INET) {
+	if (family == AF_INET || (family == AF_UNSPEC && unspec_inet)) {
 		struct sockaddr_in sin = {};
 
 		if (sn_read_addr(&sin, sizeof(sin), uaddr, how))
@@ -68,7 +70,54 @@ static __always_inline int sn_read_dest(struct sn_dest *d, const void *uaddr, in
 		}
 		return 0;
 	}
-	return -1;  /* AF_UNSPEC (disconnect), AF_UNIX and others: not network egress */
+	return -1;  /* AF_UNSPEC otherwise (a disconnect, or no address), AF_UNIX and others: not network egress */
+}
+
+/*
+ * 0.0.0.0 and :: name this host. Replace them with the address the kernel
+ * will route to (README, design notes section 4), so that a rule on
+ * 127.0.0.0/8 or ::1 holds for them too:
+ * - IPv4 (also ::ffff:0.0.0.0 and AF_INET on an IPv6 datagram socket):
+ *   ip_route_output_key_hash_rcu() makes daddr the flow's saddr, which
+ *   starts as inet_saddr (bound address); if that is 0 too, 127.0.0.1.
+ * - IPv6: tcp_v6_connect(), __ip6_datagram_connect() and udpv6_sendmsg()
+ *   make :: ::1, or ::ffff:127.0.0.1 (so 127.0.0.1) when the socket is
+ *   bound to an IPv4-mapped address. The bound IPv6 address is not used.
+ * Only an all-zero address pays for this.
+ */
+static __always_inline void sn_reached_dest(struct sn_dest *d, struct sock *sk)
+{
+	__u64 hi, lo;
+	__u32 a4;
+
+	if (d->family == AF_INET) {
+		__builtin_memcpy(&a4, d->addr, 4);
+		if (a4)
+			return;
+		a4 = BPF_CORE_READ((struct inet_sock *)sk, inet_saddr);
+		if (!a4)
+			a4 = bpf_htonl(0x7f000001);
+		__builtin_memcpy(d->addr, &a4, 4);
+		d->unspec = 1;
+		return;
+	}
+	__builtin_memcpy(&hi, d->addr, 8);
+	__builtin_memcpy(&lo, d->addr + 8, 8);
+	if (hi | lo)
+		return;
+	d->unspec = 1;
+	if (bpf_core_field_exists(sk->__sk_common.skc_v6_rcv_saddr)) {
+		struct in6_addr bound = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+		const __u8 *b = bound.s6_addr;
+
+		if (!(b[0] | b[1] | b[2] | b[3] | b[4] | b[5] | b[6] | b[7] | b[8] | b[9]) && b[10] == 0xff && b[11] == 0xff) {
+			a4 = bpf_htonl(0x7f000001);
+			d->family = AF_INET;
+			__builtin_memcpy(d->addr, &a4, 4);
+			return;
+		}
+	}
+	d->addr[15] = 1;  /* ::1 */
 }
 
 static __always_inline const struct sn_net_val *sn_net_lookup(const struct sn_dest *d, __u32 gen)
@@ -104,8 +153,9 @@ static __always_inline const struct sn_net_val *sn_net_lookup(const struct sn_de
  * The decision on SOCK reaching the address at UADDR, for every mechanism.
  * HOW: SN_HOW_BTF for the hooks (UADDR is the kernel's copy), SN_HOW_CORE for
  * the tracepoint programs (SOCK found from the fd, UADDR in user memory).
+ * SEND: a send's msg_name rather than connect's address.
  */
-static __always_inline int sn_decide_connect_as(struct socket *sock, const void *uaddr, int addrlen, int how)
+static __always_inline int sn_decide_connect_as(struct socket *sock, const void *uaddr, int addrlen, int how, bool send)
 {
 	const struct sn_config *cfg;
 	const struct sn_net_val *v;
@@ -123,8 +173,11 @@ static __always_inline int sn_decide_connect_as(struct socket *sock, const void 
 	d.protocol = BPF_CORE_READ(sock, sk, sk_protocol);
 	if (d.protocol != IPPROTO_TCP && d.protocol != IPPROTO_UDP)
 		return 0;
-	if (sn_read_dest(&d, uaddr, addrlen, how))
+	/* udp_sendmsg() takes AF_UNSPEC as AF_INET; connect() takes it as a disconnect. */
+	if (sn_read_dest(&d, uaddr, addrlen, how,
+			 send && d.protocol == IPPROTO_UDP && BPF_CORE_READ(sock, sk, __sk_common.skc_family) == AF_INET))
 		return 0;
+	sn_reached_dest(&d, BPF_CORE_READ(sock, sk));
 	applicable = sn_applicable(cfg, gen);
 	if (!applicable)
 		return 0;
@@ -165,7 +218,7 @@ static __always_inline int sn_decide_connect_as(struct socket *sock, const void 
 
 static __always_inline int sn_decide_connect(struct socket *sock, const void *uaddr, int addrlen)
 {
-	return sn_decide_connect_as(sock, uaddr, addrlen, SN_HOW_BTF);
+	return sn_decide_connect_as(sock, uaddr, addrlen, SN_HOW_BTF, false);
 }
 
 /* A send with an address: judged for UDP always, for TCP only with Fast Open
@@ -178,7 +231,7 @@ static __always_inline int sn_decide_send_as(struct socket *sock, void *name, in
 		return 0;
 	if (proto == IPPROTO_TCP && !(flags & MSG_FASTOPEN))
 		return 0;
-	return sn_decide_connect_as(sock, name, namelen, how);
+	return sn_decide_connect_as(sock, name, namelen, how, true);
 }
 
 static __always_inline int sn_decide_sendmsg(struct socket *sock, struct msghdr *msg)
@@ -289,7 +342,7 @@ int tp_connect(struct sn_tp_sys_enter *ctx)
 	struct socket *sock = sn_tp_socket(ctx->args[0]);
 
 	if (sock)
-		sn_decide_connect_as(sock, (void *)ctx->args[1], (int)ctx->args[2], SN_HOW_CORE);
+		sn_decide_connect_as(sock, (void *)ctx->args[1], (int)ctx->args[2], SN_HOW_CORE, false);
 	return 0;
 }
 

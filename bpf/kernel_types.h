@@ -164,8 +164,21 @@ struct sockaddr_in6 {
 	__u32 sin6_scope_id;
 };
 
+/* The bound (receive) addresses; skc_v6_rcv_saddr only with CONFIG_IPV6. */
+struct sock_common {
+	unsigned short skc_family;
+	struct in6_addr skc_v6_rcv_saddr;
+} __attribute__((preserve_access_index));
+
 struct sock {
+	struct sock_common __sk_common;
 	__u16 sk_protocol;
+} __attribute__((preserve_access_index));
+
+/* include/net/inet_sock.h: inet_saddr, the source address an IPv4 route
+ * starts from (set by bind(2), or by a UDP connect). */
+struct inet_sock {
+	__be32 inet_saddr;
 } __attribute__((preserve_access_index));
 
 struct socket {

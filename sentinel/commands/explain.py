@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from sentinel.compiler.addr import IPAddress, reached_address, unmap_address
 from sentinel.compiler.build import build_ruleset
 from sentinel.compiler.evaluate import (
     Process,
@@ -28,6 +29,16 @@ def format_verdict(verdict: Verdict) -> str:
         rule = verdict.rule or "default"
         lines.append(f"rule:    {rule}" + (f" (severity {verdict.severity})" if verdict.severity else ""))
     return "\n".join(lines)
+
+
+def reached_note(addr: IPAddress) -> str | None:
+    """A line saying which address 0.0.0.0 or :: was judged as, else None."""
+    reached = reached_address(addr)
+    if reached == unmap_address(addr):
+        return None
+    bound = ("an IPv4-bound socket reaches its bound address instead" if reached.version == 4
+             else "on an IPv6 socket bound to ::ffff:a.b.c.d it is 127.0.0.1")
+    return f"judged:  as {reached}, the address a connect to {addr} reaches from an unbound socket ({bound})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         assert endpoint is not None  # argparse requires one of --exec, --open, --connect
         addr, port, protocol = endpoint
         verdict = evaluate_connect(rs, addr, port, protocol, proc)
+        note = reached_note(addr)
+        if note:
+            print(format_verdict(verdict) + "\n" + note)  # last, so the first lines keep their shape
+            return 0
     print(format_verdict(verdict))
     return 0
 

@@ -18,6 +18,24 @@ def unmap_address(addr: IPAddress) -> IPAddress:
     return addr
 
 
+_LOOPBACK4 = ipaddress.IPv4Address("127.0.0.1")
+_LOOPBACK6 = ipaddress.IPv6Address("::1")
+
+
+def reached_address(addr: IPAddress) -> IPAddress:
+    """The address a connect to ADDR from an unbound socket reaches, unmapped.
+
+    0.0.0.0 (also written ::ffff:0.0.0.0) and :: name this host: the kernel
+    routes them to the socket's bound address, else to loopback, and the BPF
+    programs judge that address. An unbound socket is what `explain` and
+    `sentinel test` model, so 0.0.0.0 is 127.0.0.1 and :: is ::1 here.
+    """
+    addr = unmap_address(addr)
+    if not addr.is_unspecified:
+        return addr
+    return _LOOPBACK4 if addr.version == 4 else _LOOPBACK6
+
+
 def unmap_network(net: IPNetwork) -> IPNetwork:
     """A network inside ::ffff:0:0/96 becomes the IPv4 network it maps."""
     if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.subnet_of(_MAPPED):

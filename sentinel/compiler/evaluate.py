@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sentinel.compiler import ir
 from sentinel.errors import UsageError
-from sentinel.compiler.addr import IPAddress, unmap_address
+from sentinel.compiler.addr import IPAddress, reached_address
 
 _RANK_ALLOW, _RANK_AUDIT, _RANK_WOULD_DENY, _RANK_DENY = 1, 2, 3, 4
 _ACTION_NAMES = {
@@ -203,12 +203,14 @@ def evaluate_connect(
     protocol: ir.Protocol | str,
     proc: Process,
 ) -> Verdict:
-    """Verdict for connecting (or sending) to addr:port over protocol."""
+    """Verdict for connecting (or sending) to addr:port over protocol, from an
+    unbound socket: 0.0.0.0 and :: are judged as the loopback address they
+    reach (see `reached_address`)."""
     if isinstance(protocol, str):
         protocol = ir.Protocol[protocol.upper()]
     if not 0 <= port <= 65535:
         raise ValueError(f"port {port} is out of range 0..65535")
-    ip = unmap_address(ipaddress.ip_address(addr) if isinstance(addr, str) else addr)
+    ip = reached_address(ipaddress.ip_address(addr) if isinstance(addr, str) else addr)
     index = _Index.of(rs)
     port_class = bisect.bisect_right(index.port_starts, port) - 1
     by_policy: dict[int, ir.Decision] = {}

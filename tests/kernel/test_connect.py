@@ -1,14 +1,17 @@
 """connect rules in the kernel: connect(2), unconnected UDP sendto, TCP Fast
 Open, IPv4, IPv6 and IPv4-mapped IPv6, CIDR longest-prefix, exact ports over
-ranges, protocols. Loopback addresses only; refused connections prove that
-the kernel let the attempt through. Alerts of short-lived processes name
-their executable (every mechanism: tests/kernel/test_exe_capture.py)."""
+ranges, protocols, 0.0.0.0 and :: judged as the address they reach.
+Loopback addresses only; refused connections prove that the kernel let the
+attempt through. Alerts of short-lived processes name their executable
+(every mechanism: tests/kernel/test_exe_capture.py)."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import shutil
 import socket
+import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,9 @@ from tests.kernel.conftest import Daemon, sentinel, start_daemon
 pytestmark = pytest.mark.kernel
 
 ROOT = Path("/run/sentinel-net")
+# Listened on by the unspecified-destination tests: in block-range (127.0.0.0/8,
+# 6000-6100) and block-v6 (::1, 7000), so a connect that is let through connects.
+LO_DENIED, LO6_DENIED = 6077, 7000
 
 POLICY = """\
 apiVersion: sentinel/v1
@@ -187,3 +193,116 @@ def test_short_lived_process_and_forked_child_name_their_executable(daemon: Daem
     from_child = daemon.wait_for(lambda a: a["process"]["pid"] == child)
     assert from_child and from_child[0]["process"]["ppid"] == forked.pid
     assert from_child[0]["process"]["exe"] == str(forker), from_child[0]["process"]
+
+
+@pytest.fixture(scope="module")
+def unspec_listeners() -> Iterator[int]:
+    """Listeners on 127.0.0.1:LO_DENIED and [::1]:LO6_DENIED (both denied by a
+    rule) and on 127.0.0.6:N (no rule); yields N."""
+    socks = []
+    for family, addr in ((socket.AF_INET, ("127.0.0.1", LO_DENIED)), (socket.AF_INET6, ("::1", LO6_DENIED)),
+                         (socket.AF_INET, ("127.0.0.6", 0))):
+        srv = socket.socket(family, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(addr)
+        srv.listen(16)
+        socks.append(srv)
+    yield socks[-1].getsockname()[1]
+    for srv in socks:
+        srv.close()
+
+
+def bound_tcp_errno(src: str, host: str, port: int, family: int = socket.AF_INET) -> int:
+    """connect() from a socket bound to SRC: 0 or the errno."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.bind((src, 0))
+        return s.connect_ex((host, port))
+
+
+def test_unspecified_destination_is_judged_as_loopback(daemon: Daemon, listener: int,
+                                                       unspec_listeners: int) -> None:
+    """0.0.0.0 and :: reach loopback: a rule on 127.0.0.0/8 or ::1 holds for them."""
+    assert tcp_errno("0.0.0.0", listener) == 0  # negative control: 0.0.0.0 reaches the loopback listener
+    assert tcp_errno("127.0.0.1", LO_DENIED) == errno.EPERM
+    assert tcp_errno("0.0.0.0", LO_DENIED) == errno.EPERM
+    assert tcp_errno("::ffff:0.0.0.0", LO_DENIED, socket.AF_INET6) == errno.EPERM
+    assert tcp_errno("::", LO6_DENIED, socket.AF_INET6) == errno.EPERM
+    assert tcp_errno("::", LO6_DENIED + 1, socket.AF_INET6) == errno.ECONNREFUSED  # no rule on 7001
+    # An IPv6 socket bound to a v4-mapped address reaches 127.0.0.1, not ::1:
+    # 127.0.0.1:7000 has no rule (and no listener), 127.0.0.1:6077 has both.
+    assert bound_tcp_errno("::ffff:127.0.0.1", "::", LO6_DENIED, socket.AF_INET6) == errno.ECONNREFUSED
+    assert bound_tcp_errno("::ffff:127.0.0.1", "::", LO_DENIED, socket.AF_INET6) == errno.EPERM
+
+
+def test_unspecified_destination_reaches_the_bound_address(daemon: Daemon, unspec_listeners: int) -> None:
+    # negative control: bound to 127.0.0.6, 0.0.0.0 reaches the 127.0.0.6 listener (not 127.0.0.1)
+    assert bound_tcp_errno("127.0.0.6", "0.0.0.0", unspec_listeners) == 0
+    assert tcp_errno("0.0.0.0", unspec_listeners) == errno.ECONNREFUSED
+    # block-host (127.0.0.2, any port): judged as 127.0.0.2, not as loopback 127.0.0.1
+    assert bound_tcp_errno("127.0.0.2", "0.0.0.0", 6199) == errno.EPERM
+    assert tcp_errno("0.0.0.0", 6199) == errno.ECONNREFUSED
+
+
+def test_unspecified_destination_udp_sends(daemon: Daemon, unspec_listeners: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        with pytest.raises(PermissionError):
+            s.sendto(b"x", ("0.0.0.0", LO_DENIED))
+        with pytest.raises(PermissionError):
+            s.sendmsg([b"x"], [], 0, ("0.0.0.0", LO_DENIED))
+        assert s.sendto(b"x", ("0.0.0.0", 6101)) == 1  # negative control: no rule on 6101
+        assert s.sendto(b"x", ("0.0.0.0", 9999)) == 1  # reaches 127.0.0.1:9999, block-udp is on 127.0.0.4
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.4", 0))  # now 0.0.0.0 reaches 127.0.0.4
+        with pytest.raises(PermissionError):
+            s.sendto(b"x", ("0.0.0.0", 9999))
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        with pytest.raises(PermissionError):
+            s.sendto(b"x", ("::", LO6_DENIED))
+        with pytest.raises(PermissionError):
+            s.sendto(b"x", ("::ffff:0.0.0.0", LO_DENIED))
+        assert s.sendto(b"x", ("::", LO6_DENIED + 1)) == 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        assert s.connect_ex(("0.0.0.0", LO_DENIED)) == errno.EPERM
+
+
+def test_unspecified_destination_tcp_fast_open(daemon: Daemon, listener: int, unspec_listeners: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        with pytest.raises(PermissionError):
+            s.sendto(b"x", socket.MSG_FASTOPEN, ("0.0.0.0", LO_DENIED))
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        with pytest.raises(PermissionError):
+            s.sendto(b"x", socket.MSG_FASTOPEN, ("::", LO6_DENIED))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.sendto(b"x", socket.MSG_FASTOPEN, ("0.0.0.0", listener))  # negative control
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def sendto_unspec(fd: int, host: str, port: int) -> int:
+    """sendto(2) with a sockaddr_in whose family is AF_UNSPEC: bytes sent or -errno."""
+    addr = struct.pack("=H", socket.AF_UNSPEC) + struct.pack("!H", port) + socket.inet_aton(host) + bytes(8)
+    n = _libc.sendto(fd, b"x", 1, 0, addr, len(addr))
+    return int(n) if n >= 0 else -ctypes.get_errno()
+
+
+def test_udp_send_to_af_unspec_is_judged_as_ipv4(daemon: Daemon, unspec_listeners: int) -> None:
+    """udp_sendmsg() takes an AF_UNSPEC address as AF_INET."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        assert sendto_unspec(s.fileno(), "127.0.0.4", 9998) == 1  # negative control: the kernel sends it
+        assert sendto_unspec(s.fileno(), "127.0.0.4", 9999) == -errno.EPERM
+        assert sendto_unspec(s.fileno(), "0.0.0.0", LO_DENIED) == -errno.EPERM
+
+
+def test_unspecified_destination_alerts_name_the_reached_address(daemon: Daemon, unspec_listeners: int) -> None:
+    assert tcp_errno("0.0.0.0", LO_DENIED) == errno.EPERM
+    assert tcp_errno("::", LO6_DENIED, socket.AF_INET6) == errno.EPERM
+    assert bound_tcp_errno("127.0.0.2", "0.0.0.0", 6199) == errno.EPERM
+    lo = daemon.wait_for(lambda a: a.get("network", {}).get("dst_port") == LO_DENIED)
+    assert lo and all(a["network"]["dst_ip"] == "127.0.0.1" and a["network"]["family"] == "ipv4" for a in lo), lo
+    assert all(a["rule"]["id"] == "block-range" for a in lo)
+    lo6 = daemon.wait_for(lambda a: a.get("network", {}).get("dst_port") == LO6_DENIED)
+    assert lo6 and all(a["network"]["dst_ip"] == "::1" and a["rule"]["id"] == "block-v6" for a in lo6), lo6
+    bound = daemon.wait_for(lambda a: a.get("network", {}).get("dst_port") == 6199)
+    assert bound and all(a["network"]["dst_ip"] == "127.0.0.2" and a["rule"]["id"] == "block-host" for a in bound)

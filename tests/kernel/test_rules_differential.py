@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from sentinel.commands.ruletest import evaluate_case, load_test_file
+from sentinel.compiler.addr import reached_address
 from sentinel.compiler.evaluate import parse_endpoint
 from sentinel.compiler.ir import Action, Mode, RuleSet
 from sentinel.policy.ruletest_model import Case
@@ -127,9 +128,9 @@ def about(alert: dict[str, Any], case: Case) -> bool:
     if case.open is not None:
         return ev["operation"] == "open" and alert["file"]["path"] == case.open
     addr, port, _ = parse_endpoint(case.connect or "")
-    mapped = getattr(addr, "ipv4_mapped", None)  # the kernel reports ::ffff:a.b.c.d as a.b.c.d
+    # the kernel reports ::ffff:a.b.c.d as a.b.c.d, and 0.0.0.0 / :: as the loopback address they reach
     net = alert["network"]
-    return ev["operation"] == "connect" and net["dst_ip"] == str(mapped or addr) and net["dst_port"] == port
+    return ev["operation"] == "connect" and net["dst_ip"] == str(reached_address(addr)) and net["dst_port"] == port
 
 
 def kernel_verdict(outcome: Outcome, alerts: list[dict[str, Any]]) -> tuple[str, str | None, str | None]:

@@ -96,6 +96,22 @@ def test_explain_open_exec_connect(capsys: pytest.CaptureFixture[str], policy_fi
     assert out.splitlines()[-1] == "rule:    default"
 
 
+def test_explain_says_what_an_unspecified_destination_reaches(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "lo.yaml"
+    path.write_text(
+        "apiVersion: sentinel/v1\nkind: Policy\nmetadata: {name: lo}\nspec:\n  rules:\n"
+        "    - {id: no-lo-ssh, operation: connect, action: deny, match: {addresses: [127.0.0.0/8], ports: [22]}}\n"
+    )
+    code, out, _ = run(capsys, "explain", str(path), "--connect", "0.0.0.0:22")
+    lines = out.splitlines()
+    assert code == 0 and lines[:3] == ["verdict: deny (blocked, alert)", "policy:  lo", "rule:    no-lo-ssh (severity medium)"]
+    assert lines[3].startswith("judged:  as 127.0.0.1, the address a connect to 0.0.0.0 reaches")
+    _, out, _ = run(capsys, "explain", str(path), "--connect", "[::]:22")
+    assert "rule:    default" in out and "judged:  as ::1" in out
+    _, out, _ = run(capsys, "explain", str(path), "--connect", "127.0.0.1:22")
+    assert "judged" not in out
+
+
 def test_explain_usage_errors(capsys: pytest.CaptureFixture[str], policy_file: str) -> None:
     code, _, err = run(capsys, "explain", policy_file, "--connect", "203.0.113.5")
     assert code == 2 and "expected ADDR:PORT" in err

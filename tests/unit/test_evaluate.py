@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.compiler import ir
+from sentinel.compiler.addr import reached_address
 from sentinel.compiler.build import build_ruleset
 from sentinel.compiler.evaluate import (
     Process,
@@ -130,6 +131,33 @@ def test_connect_lpm_port_class_and_mapped() -> None:
     assert evaluate_connect(rs, ipaddress.ip_address("203.0.113.1"), 0, ir.Protocol.UDP, ANY).rule == "net"
     with pytest.raises(ValueError):
         evaluate_connect(rs, "203.0.113.1", 65536, "tcp", ANY)
+
+
+def test_unspecified_destinations_are_judged_as_loopback() -> None:
+    """0.0.0.0 and :: reach this host: from an unbound socket, loopback."""
+    rs = build_ruleset([policy(
+        "p",
+        rule("lo", "connect", "deny", addresses=["127.0.0.0/8"], ports=[22]),
+        rule("lo6", "connect", "deny", addresses=["::1"], ports=[22]),
+        rule("any4", "connect", "audit", addresses=["0.0.0.0/32"]),
+    )])
+    rule_of = lambda a, port, proto="tcp": evaluate_connect(rs, a, port, proto, ANY).rule  # noqa: E731
+    assert rule_of("0.0.0.0", 22) == "lo"
+    assert rule_of("0.0.0.0", 22, "udp") == "lo"
+    assert rule_of("::ffff:0.0.0.0", 22) == "lo"
+    assert rule_of("::", 22) == "lo6"
+    assert rule_of("::", 23) is None
+    assert rule_of("0.0.0.0", 23) is None  # a rule on 0.0.0.0 itself can never match what the kernel reaches
+    assert rule_of("127.0.0.1", 22) == "lo"  # control
+
+
+@pytest.mark.parametrize(
+    ("written", "reached"),
+    [("0.0.0.0", "127.0.0.1"), ("::", "::1"), ("::ffff:0.0.0.0", "127.0.0.1"),
+     ("::ffff:127.0.0.2", "127.0.0.2"), ("203.0.113.7", "203.0.113.7"), ("::1", "::1")],
+)
+def test_reached_address(written: str, reached: str) -> None:
+    assert reached_address(ipaddress.ip_address(written)) == ipaddress.ip_address(reached)
 
 
 @pytest.mark.parametrize(
