@@ -29,9 +29,21 @@ def format_verdict(verdict: Verdict) -> str:
     return "\n".join(lines)
 
 
+def exec_target(path: str, fileless: bool) -> str | None:
+    """The path exec rules see. With --fileless, "memfd:NAME" is a file that
+    never had a name (memfd_create, O_TMPFILE): no path or prefix rule
+    matches it; any other PATH is a deleted file's last name, whose rules by
+    identity and directory still hold."""
+    if fileless and path.startswith("memfd:"):
+        return None
+    return resolve_path(path)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.access and not args.open_path:
         raise UsageError("--access applies only to --open")
+    if (args.fileless or args.mmap) and not args.exec_path:
+        raise UsageError("--fileless and --mmap apply only to --exec")
     if args.uid is not None and not 0 <= args.uid <= 2**32 - 2:
         raise UsageError(f"--uid {args.uid} is out of range")
     rs = build_ruleset(load_policies(args.policies))
@@ -41,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         cgroup=args.cgroup,
     )
     if args.exec_path:
-        verdict = evaluate_exec(rs, resolve_path(args.exec_path), proc)
+        verdict = evaluate_exec(rs, exec_target(args.exec_path, args.fileless), proc,
+                                fileless=args.fileless, mapping=args.mmap)
     elif args.open_path:
         verdict = evaluate_open(rs, resolve_path(args.open_path), args.access or ["read"], proc)
     else:
@@ -51,4 +64,6 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--connect {exc}") from None
         verdict = evaluate_connect(rs, addr, port, protocol, proc)
     print(format_verdict(verdict))
+    if args.mmap and verdict.policy is None:
+        print("note:    no rule names this file; defaults do not apply to executable mappings")
     return 0

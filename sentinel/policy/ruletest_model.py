@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, StrictStr, model_validator
+from pydantic import Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from sentinel.policy.model import UID_MAX, CgroupPath, DnsLabel, FilePath, Policy, _Model
 
@@ -33,6 +33,9 @@ class Case(_Model):
     open: FilePath | None = None
     access: Annotated[tuple[Literal["read", "write"], ...], Field(min_length=1)] | None = None
     connect: StrictStr | None = None  # ADDR:PORT[/tcp|/udp], IPv6 as [ADDR]:PORT
+    # exec only: the file at `exec` is deleted before it runs (exec'd by fd):
+    # it has no name in any directory, and its rules by identity still hold.
+    fileless: StrictBool = False
     process: CaseProcess = CaseProcess()
     expect: Expect
 
@@ -43,6 +46,8 @@ class Case(_Model):
             raise ValueError("a case needs exactly one of `exec`, `open`, `connect`")
         if self.access is not None and self.open is None:
             raise ValueError("`access` applies only to `open` cases")
+        if self.fileless and self.exec is None:
+            raise ValueError("`fileless` applies only to `exec` cases")
         if self.connect is not None:
             from sentinel.compiler.evaluate import parse_endpoint
 
