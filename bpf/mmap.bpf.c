@@ -20,6 +20,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Built with -DSN_NO_MMAP the entry points return at once: `scripts/bench
+ * --ablate SN_NO_MMAP` measures what judging mappings costs a process start. */
+#ifdef SN_NO_MMAP
+#define SN_MMAP_ON 0
+#else
+#define SN_MMAP_ON 1
+#endif
+
 /*
  * Mappings made by exec itself (the program and its ELF interpreter, mapped
  * after begin_new_exec): a deny there is a SIGSEGV, not an EPERM. The exec'd
@@ -113,7 +121,7 @@ SEC("lsm/mmap_file")
 int BPF_PROG(lsm_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags,
 	     int ret)
 {
-	if (ret)
+	if (ret || !SN_MMAP_ON)
 		return ret;
 	if (!(prot & PROT_EXEC) || !file || sn_exec_mapping(file))
 		return 0;
@@ -124,7 +132,7 @@ int BPF_PROG(lsm_mmap_file, struct file *file, unsigned long reqprot, unsigned l
 SEC("fmod_ret/security_mmap_file")
 int BPF_PROG(fmodret_mmap_file, struct file *file, unsigned long prot, unsigned long flags, int ret)
 {
-	if (ret)
+	if (ret || !SN_MMAP_ON)
 		return ret;
 	if (!file || !(sn_mmap_prot(file, prot) & PROT_EXEC) || sn_exec_mapping(file))
 		return 0;
@@ -137,7 +145,7 @@ static __always_inline int sn_decide_mprotect(struct vm_area_struct *vma, unsign
 {
 	struct file *file;
 
-	if (!(prot & PROT_EXEC))
+	if (!SN_MMAP_ON || !(prot & PROT_EXEC))
 		return 0;
 	file = vma->vm_file;
 	if (!file)
