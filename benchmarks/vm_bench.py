@@ -36,6 +36,9 @@ RULE_FILES = ROOT / "rules"  # the files and directories non-matching rules name
 WORK = ROOT / "work"  # what the workload touches
 TARGET = WORK / "target"
 TRUE = WORK / "true"
+# /bin/true as shipped (dynamically linked): its exec maps ld.so and libc
+# PROT_EXEC, and ld.so maps libc again - what the mmap hooks see per start.
+DYN_TRUE = WORK / "true-dyn"
 CGROUP = Path("/sys/fs/cgroup")
 RULES_PER_POLICY = 10_000
 ENTRIES_PER_RULE = 100  # paths/prefixes per YAML rule (see write_file_policies)
@@ -74,11 +77,13 @@ CONFIGS = [
            "with an allow exception for the file"),
     Config("open-audit", 10_001, ("open",), "10,000 non-matching + an audit rule on the file (an alert per open)"),
     Config("exec-10k", 10_000, ("exec",), "10,000 exec rules that do not match"),
+    Config("exec-dyn-10k", 10_000, ("exec-dyn", "open"), "10,000 exec rules that do not match; fork+exec of a "
+           "dynamically linked /bin/true (its ld.so and libc are mapped executable: the mmap hooks judge them)"),
     Config("connect-100k", 100_000, ("connect4", "connect6"),
            "50,000 IPv4 + 50,000 IPv6 CIDRs (deny, any port) that do not match", heavy=True),
 ]
 # Configurations re-run with --compare-object (the BPF object before a change).
-COMPARED = ("open-10k",)
+COMPARED = ("open-10k", "exec-dyn-10k")
 
 
 # -- generated policies ------------------------------------------------------
@@ -148,7 +153,7 @@ def write_policies(cfg: Config, d: Path) -> None:
         else:
             rules = [rule_yaml("target-audit", "open", "audit", "paths", [str(TARGET)])]
         (d / "match.yaml").write_text(policy_yaml("match", rules))
-    elif name == "exec-10k":
+    elif name in ("exec-10k", "exec-dyn-10k"):
         write_file_policies(d, cfg.rules, "exec")
     elif name == "connect-100k":
         cidrs = net_cidrs(cfg.rules // 2, cfg.rules // 2)
@@ -176,6 +181,8 @@ def run_lat(lat: str, workload: str, n: dict[str, int]) -> dict[str, float]:
         args = ["open", str(TARGET), str(n["open"])]
     elif workload == "exec":
         args = ["exec", str(TRUE), str(n["exec"])]
+    elif workload == "exec-dyn":
+        args = ["exec", str(DYN_TRUE), str(n["exec"])]
     else:
         args = [workload, str(n["connect"])]
     out = subprocess.run([lat, *args], capture_output=True, text=True, check=True).stdout
@@ -421,6 +428,7 @@ def main() -> int:
     WORK.mkdir()
     TARGET.write_text("benchmark target\n")
     shutil.copy("/bin/busybox", TRUE)
+    shutil.copy("/bin/true", DYN_TRUE)
     largest = max([c.rules for c in configs if not c.name.startswith("connect")] + [0])
     t = time.monotonic()
     make_rule_files(lat, largest)

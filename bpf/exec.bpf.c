@@ -34,6 +34,7 @@ static __always_inline int sn_decide_exec_as(struct file *file, int how, struct 
 	__u64 applicable;
 	__u32 gen = 0;
 	__u16 rule = SN_NO_RULE;
+	bool fileless;
 	int slot;
 
 	cfg = sn_current(&gen);
@@ -46,15 +47,18 @@ static __always_inline int sn_decide_exec_as(struct file *file, int how, struct 
 
 	dentry = how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.dentry) : file->f_path.dentry;
 	mnt = how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.mnt) : file->f_path.mnt;
+	/* bprm->file is what will run: for fexecve, execveat(AT_EMPTY_PATH) and
+	 * /proc/PID/fd/N, a reopened struct file on the same dentry. */
+	fileless = (cfg->fileless_match & applicable) && sn_is_fileless(dentry);
 	w.slots = 1U << SN_SLOT_EXEC;
-	sn_judge_file(&w, cfg, gen, dentry, mnt, applicable);
+	sn_judge_file_as(&w, cfg, gen, dentry, mnt, applicable, fileless, false);
 	v = sn_fold_file(&w, cfg, &slot);
 	if (v.policy < 0)
 		return 0;
 	if (v.blocked)
 		sn_count(SN_CNT_DENIED);
 
-	rule = sn_find_rule(&w, gen, dentry, mnt, slot, v.policy);
+	rule = sn_find_rule_as(&w, cfg, gen, dentry, mnt, slot, v.policy, fileless);
 	e = sn_event_start(cfg, &v, SN_OP_EXEC, rule, gen);
 	if (e) {
 		if (how == SN_HOW_CORE) {

@@ -193,11 +193,42 @@ static long sn_walk_step(__u32 i, void *ctx)
 }
 
 /*
- * Judge the object at (DENTRY, VFSMNT) for the slots in w->slots: its own
- * entry, then subtree entries up to the global root, then defaults.
+ * Whether the object has no name in any directory at this moment: no links
+ * (memfd, O_TMPFILE, deleted), or a deleted name whose dentry is unhashed
+ * while other links remain (d_unlinked: unhashed and not a root; a memfd's
+ * pseudo dentry is its own root but has no links). Sampled now: an unlink can
+ * race either side of the hook.
  */
-static __always_inline void sn_judge_file(struct sn_walk *w, const struct sn_config *cfg, __u32 gen,
-					  struct dentry *dentry, struct vfsmount *vfsmnt, __u64 applicable)
+static __always_inline bool sn_is_fileless(struct dentry *dentry)
+{
+	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
+
+	if (!BPF_CORE_READ(inode, i_nlink))
+		return true;
+	return !BPF_CORE_READ(dentry, d_hash.pprev) && BPF_CORE_READ(dentry, d_parent) != dentry;
+}
+
+/* `fileless: true` rules, at the level of the object's own entry: with an
+ * exact entry of the same policy, the stricter action holds (deny, audit). */
+static __always_inline void sn_apply_fileless(struct sn_walk *w, const struct sn_config *cfg, __u64 applicable)
+{
+	__u64 f = cfg->fileless_match & applicable;
+
+	w->m[SN_SLOT_EXEC].deny |= cfg->fileless_deny & f;
+	w->m[SN_SLOT_EXEC].audit |= cfg->fileless_audit & f;
+	w->m[SN_SLOT_EXEC].undecided &= ~f;
+}
+
+/*
+ * Judge the object at (DENTRY, VFSMNT) for the slots in w->slots: its own
+ * entry (and, when FILELESS, the `fileless` rules), then subtree entries up
+ * to the global root, then defaults unless NO_DEFAULTS (executable mappings:
+ * every library of every process is mapped, and only a rule that names the
+ * object may deny it).
+ */
+static __always_inline void sn_judge_file_as(struct sn_walk *w, const struct sn_config *cfg, __u32 gen,
+					     struct dentry *dentry, struct vfsmount *vfsmnt, __u64 applicable,
+					     bool fileless, bool no_defaults)
 {
 	const struct sn_file_val *v;
 	int slot;
@@ -211,6 +242,8 @@ static __always_inline void sn_judge_file(struct sn_walk *w, const struct sn_con
 	v = bpf_map_lookup_elem(&sn_files, &w->key);
 	if (v)
 		sn_apply_entry(w, v);
+	if (fileless && (w->slots & (1U << SN_SLOT_EXEC)))
+		sn_apply_fileless(w, cfg, applicable);
 
 	if (sn_walk_wanted(w, cfg)) {
 		w->key.kind = SN_KIND_SUBTREE;
@@ -228,9 +261,17 @@ static __always_inline void sn_judge_file(struct sn_walk *w, const struct sn_con
 			}
 		}
 	}
+	if (no_defaults)
+		return;
 	for (slot = 0; slot < SN_FILE_SLOTS; slot++)
 		if (w->slots & (1U << slot))
 			sn_apply_defaults(&w->m[slot], cfg, slot);
+}
+
+static __always_inline void sn_judge_file(struct sn_walk *w, const struct sn_config *cfg, __u32 gen,
+					  struct dentry *dentry, struct vfsmount *vfsmnt, __u64 applicable)
+{
+	sn_judge_file_as(w, cfg, gen, dentry, vfsmnt, applicable, false, false);
 }
 
 /* Fold the asked slots into one verdict; *slot_out is the slot in which the
@@ -307,6 +348,44 @@ static __always_inline __u16 sn_find_rule(struct sn_walk *w, __u32 gen, struct d
 	sn_walk_start(w, dentry, vfsmnt);
 	bpf_loop(SN_MAX_DEPTH, sn_find_step, w, 0);
 	return w->found ? sn_rule_of(&w->key, slot, policy) : SN_NO_RULE;
+}
+
+/* The action an entry or a `fileless` rule gives POLICY, from its masks. */
+static __always_inline __u8 sn_action_of(__u64 deny, __u64 audit, int policy)
+{
+	if ((deny >> (policy & 63)) & 1)
+		return SN_ACT_DENY;
+	return ((audit >> (policy & 63)) & 1) ? SN_ACT_AUDIT : SN_ACT_ALLOW;
+}
+
+/*
+ * sn_find_rule for an exec judged with FILELESS: a policy's `fileless` rule
+ * decides at the level of the object's own entry; with both, the stricter
+ * action's rule, on a tie the earlier rule (as compiler/evaluate.py).
+ */
+static __always_inline __u16 sn_find_rule_as(struct sn_walk *w, const struct sn_config *cfg, __u32 gen,
+					     struct dentry *dentry, struct vfsmount *vfsmnt, int slot, int policy,
+					     bool fileless)
+{
+	const struct sn_file_val *v;
+	__u16 fl_rule, ex_rule;
+	__u8 fl_act, ex_act;
+
+	if (!fileless || slot != SN_SLOT_EXEC || policy < 0 || !((cfg->fileless_match >> (policy & 63)) & 1))
+		return sn_find_rule(w, gen, dentry, vfsmnt, slot, policy);
+	fl_rule = cfg->fileless_rule[policy & 63];
+	fl_act = sn_action_of(cfg->fileless_deny, cfg->fileless_audit, policy);
+	w->key.kind = SN_KIND_EXACT;
+	w->key.gen = gen;
+	sn_key_of(&w->key, (__u64)dentry);
+	v = bpf_map_lookup_elem(&sn_files, &w->key);
+	if (!v || !((v->match[SN_SLOT_EXEC] >> (policy & 63)) & 1))
+		return fl_rule;
+	ex_act = sn_action_of(v->deny[SN_SLOT_EXEC], v->audit[SN_SLOT_EXEC], policy);
+	ex_rule = sn_rule_of(&w->key, SN_SLOT_EXEC, policy);
+	if (ex_act != fl_act)
+		return ex_act > fl_act ? ex_rule : fl_rule;
+	return ex_rule < fl_rule ? ex_rule : fl_rule;
 }
 
 #endif /* SENTINEL_FILE_BPF_H */

@@ -67,12 +67,20 @@ enum {
 
 struct super_block {
 	dev_t s_dev;
+	unsigned long s_iflags;
 } __attribute__((preserve_access_index));
+
+#define SB_I_NOEXEC 0x00000002  /* include/linux/fs.h: the file system refuses exec */
 
 struct inode {
 	umode_t i_mode;
 	unsigned long i_ino;
+	unsigned int i_nlink;   /* in a union with __i_nlink (include/linux/fs.h) */
 	struct super_block *i_sb;
+} __attribute__((preserve_access_index));
+
+struct hlist_bl_node {
+	struct hlist_bl_node **pprev;
 } __attribute__((preserve_access_index));
 
 struct qstr {
@@ -81,6 +89,7 @@ struct qstr {
 } __attribute__((preserve_access_index));
 
 struct dentry {
+	struct hlist_bl_node d_hash;  /* pprev NULL: unhashed (d_unhashed) */
 	struct dentry *d_parent;
 	struct qstr d_name;
 	struct inode *d_inode;
@@ -89,7 +98,10 @@ struct dentry {
 struct vfsmount {
 	struct dentry *mnt_root;
 	struct super_block *mnt_sb;
+	int mnt_flags;
 } __attribute__((preserve_access_index));
+
+#define MNT_NOEXEC 0x04  /* include/linux/mount.h */
 
 struct path {
 	struct vfsmount *mnt;
@@ -196,6 +208,15 @@ struct mm_struct {
 	struct file *exe_file;
 } __attribute__((preserve_access_index));
 
+/* include/linux/mm_types.h: the file a mapping maps, NULL for anonymous memory. */
+struct vm_area_struct {
+	struct file *vm_file;
+} __attribute__((preserve_access_index));
+
+#define PROT_READ  0x1
+#define PROT_EXEC  0x4
+#define READ_IMPLIES_EXEC 0x0400000  /* include/uapi/linux/personality.h */
+
 struct cred {
 	kuid_t uid;
 	kgid_t gid;
@@ -217,6 +238,8 @@ struct task_struct {
 	const struct cred *cred;
 	char comm[16];
 	__u64 start_boottime;
+	unsigned int personality;
+	unsigned in_execve:1;  /* set by bprm_execve (fs/exec.c) for the whole exec */
 } __attribute__((preserve_access_index));
 
 #define BPF_OBJ_NAME_LEN 16

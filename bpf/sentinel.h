@@ -55,7 +55,7 @@ enum sn_path_kind {
 	SN_KIND_GUARD = 2,   /* a directory on the way to a deny rule's object: renaming or removing it is a write */
 };
 
-/* How an open-operation alert reached the object (sn_event.via). */
+/* How an open- or exec-operation alert reached the object (sn_event.via). */
 enum sn_via {
 	SN_VIA_OPEN = 0,
 	SN_VIA_TRUNCATE = 1,  /* truncate(2), ftruncate(2) */
@@ -63,6 +63,7 @@ enum sn_via {
 	SN_VIA_LINK = 3,      /* a hard link to it made */
 	SN_VIA_UNLINK = 4,    /* unlink(2) */
 	SN_VIA_RMDIR = 5,     /* rmdir(2) */
+	SN_VIA_MMAP = 6,      /* exec: mapped executable (mmap, mprotect with PROT_EXEC) */
 };
 
 enum sn_access {
@@ -185,6 +186,12 @@ struct sn_config {
 	__u32 alert_rate;                /* alerts per second per process and rule; 0: no limit */
 	__u32 subtree_dev_count;         /* devices holding subtree-rule directories; > SN_SUBTREE_DEVS: unknown */
 	__u32 subtree_devs[SN_SUBTREE_DEVS]; /* their s_dev: the walk skips every other mount's directories */
+	/* `fileless: true` exec rules: per policy, as if an exact entry every
+	 * file with no name in any directory shared (memfd, O_TMPFILE, deleted). */
+	__u64 fileless_match;            /* policies with such a rule */
+	__u64 fileless_deny;
+	__u64 fileless_audit;
+	__u16 fileless_rule[SN_MAX_POLICIES]; /* the rule that decides it, per policy */
 };
 
 /* sn_state[0]: the generation in force (one aligned __u32 store switches it),

@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--open", dest="open_path", metavar="PATH")
     what.add_argument("--connect", metavar="ADDR:PORT[/tcp|/udp]")
     p.add_argument("--access", choices=["read", "write"], action="append")
+    p.add_argument("--fileless", action="store_true",
+                   help="with --exec: the file has no name in any directory (a deleted file; memfd:NAME for a memfd)")
+    p.add_argument("--mmap", action="store_true",
+                   help="with --exec: the file is mapped executable (ld.so, dlopen), not exec'd: defaults do not apply")
     p.add_argument("--binary", metavar="PATH")
     p.add_argument("--uid", type=int)
     p.add_argument("--cgroup", metavar="PATH")

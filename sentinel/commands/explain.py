@@ -41,11 +41,23 @@ def reached_note(addr: IPAddress) -> str | None:
     return f"judged:  as {reached}, the address a connect to {addr} reaches from an unbound socket ({bound})"
 
 
+def exec_target(path: str, fileless: bool) -> str | None:
+    """The path exec rules see. With --fileless, "memfd:NAME" is a file that
+    never had a name (memfd_create, O_TMPFILE): no path or prefix rule
+    matches it; any other PATH is a deleted file's last name, whose rules by
+    identity and directory still hold."""
+    if fileless and path.startswith("memfd:"):
+        return None
+    return resolve_path(path)
+
+
 def run(args: argparse.Namespace) -> int:
     # Every wrong argument and every policy problem is reported at once.
     problems: list[str] = []
     if args.access and not args.open_path:
         problems.append("--access applies only to --open")
+    if (args.fileless or args.mmap) and not args.exec_path:
+        problems.append("--fileless and --mmap apply only to --exec")
     if args.uid is not None and not 0 <= args.uid <= 2**32 - 2:
         problems.append(f"--uid {args.uid} is out of range")
     endpoint = None
@@ -67,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         cgroup=args.cgroup,
     )
     if args.exec_path:
-        verdict = evaluate_exec(rs, resolve_path(args.exec_path), proc)
+        verdict = evaluate_exec(rs, exec_target(args.exec_path, args.fileless), proc,
+                                fileless=args.fileless, mapping=args.mmap)
     elif args.open_path:
         verdict = evaluate_open(rs, resolve_path(args.open_path), args.access or ["read"], proc)
     else:
@@ -79,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
             print(format_verdict(verdict) + "\n" + note)  # last, so the first lines keep their shape
             return 0
     print(format_verdict(verdict))
+    if args.mmap and verdict.policy is None:
+        print("note:    no rule names this file; defaults do not apply to executable mappings")
     return 0
 
 

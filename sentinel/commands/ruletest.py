@@ -90,7 +90,7 @@ def load_test_file(file: str, mode_override: Mode | None = None) -> LoadedTests:
 def evaluate_case(rs: RuleSet, case: Case) -> Verdict:
     proc = Process(binary=case.process.binary, uid=case.process.uid, cgroup=case.process.cgroup)
     if case.exec is not None:
-        return evaluate_exec(rs, case.exec, proc)
+        return evaluate_exec(rs, case.exec, proc, fileless=case.fileless)
     if case.open is not None:
         return evaluate_open(rs, case.open, case.access or ("read",), proc)
     assert case.connect is not None  # guaranteed by Case's validator

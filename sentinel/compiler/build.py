@@ -102,6 +102,12 @@ def _policy_info(index: int, policy: Policy, mode_override: ir.Mode | None) -> i
     )
     mode = mode_override if mode_override is not None else ir.Mode[spec.mode.upper()]
     open_default = _ACTIONS[spec.defaults.open]
+    fileless: ir.Decision | None = None
+    for rindex, r in enumerate(spec.rules):
+        if isinstance(r, ExecRule) and r.match.fileless:
+            decision = ir.Decision(_ACTIONS[r.action], rindex)
+            if fileless is None or decision.action > fileless.action:
+                fileless = decision  # on equal actions the first rule stays, as for paths
     return ir.PolicyInfo(
         index=index,
         name=policy.name,
@@ -118,6 +124,7 @@ def _policy_info(index: int, policy: Policy, mode_override: ir.Mode | None) -> i
             )
             for r in spec.rules
         ),
+        fileless=fileless,
     )
 
 

@@ -157,31 +157,65 @@ def _ancestors(path: str) -> Iterable[str]:
         yield path
 
 
+def _stricter(a: ir.Decision | None, b: ir.Decision) -> ir.Decision:
+    """Two decisions at one level: the stricter action, on a tie the earlier rule."""
+    if a is None or b.action > a.action or (b.action == a.action and b.rule < a.rule):
+        return b
+    return a
+
+
 def _file_candidates(
-    rs: ir.RuleSet, path: str, slot: ir.Slot, proc: Process
+    rs: ir.RuleSet,
+    path: str | None,
+    slot: ir.Slot,
+    proc: Process,
+    fileless: bool = False,
+    defaults: bool = True,
 ) -> list[tuple[ir.PolicyInfo, ir.Decision]]:
     index = _Index.of(rs)
-    path = path.rstrip("/") or "/"
-    # The kernel's walk: the object's own entry, then subtree roots upwards;
-    # per policy the first hit decides.
-    decided: dict[int, ir.Decision] = dict(
-        index.files.get((path, ir.PathKind.EXACT), {}).get(slot, {})
-    )
-    for directory in _ancestors(path):
-        for policy, decision in index.files.get((directory, ir.PathKind.SUBTREE), {}).get(
-            slot, {}
-        ).items():
-            decided.setdefault(policy, decision)
-    return [
-        (p, decided.get(p.index) or ir.Decision(p.default_file[slot], ir.NO_RULE))
-        for p in rs.policies
-        if selector_applies(p.selector, proc)
-    ]
+    decided: dict[int, ir.Decision] = {}
+    if path is not None:
+        path = path.rstrip("/") or "/"
+        # The kernel's walk: the object's own entry, then subtree roots upwards;
+        # per policy the first hit decides.
+        decided = dict(index.files.get((path, ir.PathKind.EXACT), {}).get(slot, {}))
+    if fileless and slot == ir.Slot.EXEC:
+        for p in rs.policies:
+            if p.fileless is not None:
+                decided[p.index] = _stricter(decided.get(p.index), p.fileless)
+    if path is not None:
+        for directory in _ancestors(path):
+            for policy, decision in index.files.get((directory, ir.PathKind.SUBTREE), {}).get(
+                slot, {}
+            ).items():
+                decided.setdefault(policy, decision)
+    out = []
+    for p in rs.policies:
+        if not selector_applies(p.selector, proc):
+            continue
+        found = decided.get(p.index)
+        if found is not None:
+            out.append((p, found))
+        elif defaults:
+            out.append((p, ir.Decision(p.default_file[slot], ir.NO_RULE)))
+    return out
 
 
-def evaluate_exec(rs: ir.RuleSet, path: str, proc: Process) -> Verdict:
-    """Verdict for executing the file at `path` (its real, absolute path)."""
-    return _combine(rs, _file_candidates(rs, path, ir.Slot.EXEC, proc))
+def evaluate_exec(
+    rs: ir.RuleSet, path: str | None, proc: Process, fileless: bool = False, mapping: bool = False
+) -> Verdict:
+    """Verdict for executing the file at `path` (its real, absolute path).
+
+    Args:
+        path: None for a file that never had a name (memfd, O_TMPFILE): no
+            path or prefix rule can match it. A deleted file keeps its last
+            path: rules on it and its directories still apply.
+        fileless: the file has no name in any directory (`fileless: true`).
+        mapping: mapped executable (mmap/mprotect PROT_EXEC) rather than
+            exec'd: only rules that name the file decide, never a default
+            (every process maps libraries no rule names).
+    """
+    return _combine(rs, _file_candidates(rs, path, ir.Slot.EXEC, proc, fileless, defaults=not mapping))
 
 
 def evaluate_open(

@@ -125,6 +125,10 @@ class PolicyInfo:
     default_file: tuple[Action, Action, Action]
     default_connect: Action
     rules: tuple[RuleInfo, ...]
+    # The `fileless: true` exec rule that decides for a file with no name in
+    # any directory (the strictest, then the first): it ranks with an exact
+    # path entry of the object, the stricter of the two winning.
+    fileless: Decision | None = None
 
 
 @dataclass(frozen=True)

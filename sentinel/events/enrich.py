@@ -180,14 +180,15 @@ class Enricher:
             out["suppressed"] = {"count": ev.suppressed}
         if ev.op in (abi.SnOp.EXEC, abi.SnOp.OPEN):
             path = ev.path
-            if ev.via != abi.SnVia.OPEN:
-                # The kernel sent the last name component only.
+            if ev.via not in (abi.SnVia.OPEN, abi.SnVia.MMAP) or (ev.via == abi.SnVia.MMAP and not path):
+                # Name changes: the kernel sent the last name component only.
                 path = self.names.get(ev.gen, {}).get((ev.dev, ev.ino), path)
             out["file"] = {"path": path, "dev": ev.dev, "inode": ev.ino}
             if ev.op == abi.SnOp.OPEN:
                 out["file"]["access"] = list(ev.access)
-                if ev.via != abi.SnVia.OPEN:
-                    out["file"]["via"] = ev.via.name.lower()
+            if ev.via != abi.SnVia.OPEN:
+                # exec: mapped executable (mmap); open: a name change or truncate.
+                out["file"]["via"] = ev.via.name.lower()
         else:
             out["network"] = {
                 "family": _FAMILIES.get(ev.family, str(ev.family)),

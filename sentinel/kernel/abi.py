@@ -62,6 +62,7 @@ class SnVia(IntEnum):
     LINK = 3
     UNLINK = 4
     RMDIR = 5
+    MMAP = 6
 
 
 class SnAccess(IntEnum):
@@ -151,6 +152,10 @@ class sn_config(ctypes.Structure):
         ("alert_rate", u32),
         ("subtree_dev_count", u32),
         ("subtree_devs", u32 * SUBTREE_DEVS),
+        ("fileless_match", u64),
+        ("fileless_deny", u64),
+        ("fileless_audit", u64),
+        ("fileless_rule", u16 * MAX_POLICIES),
     ]
 
 

@@ -90,6 +90,13 @@ def _config(rs: RuleSet, canary_tgid: int) -> abi.sn_config:
                 cfg.default_deny[slot] |= bit
             elif action == Action.AUDIT:
                 cfg.default_audit[slot] |= bit
+        if pol.fileless is not None:
+            cfg.fileless_match |= bit
+            if pol.fileless.action == Action.DENY:
+                cfg.fileless_deny |= bit
+            elif pol.fileless.action == Action.AUDIT:
+                cfg.fileless_audit |= bit
+            cfg.fileless_rule[pol.index] = pol.fileless.rule
     if canary_tgid:
         cfg.active |= 1 << abi.CANARY_POLICY
         cfg.canary_tgid = canary_tgid

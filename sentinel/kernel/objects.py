@@ -51,12 +51,13 @@ _EXE_HOOKS = ("exe_commit", "exe_fork")
 # The entry points each mechanism loads; the other mechanisms' stay unloaded.
 PROGRAMS: dict[str, tuple[str, ...]] = {
     MECH_LSM: (
-        "lsm_file_open", "lsm_bprm_check", "lsm_connect", "lsm_sendmsg",
+        "lsm_file_open", "lsm_bprm_check", "lsm_mmap_file", "lsm_file_mprotect", "lsm_connect", "lsm_sendmsg",
         *(f"lsm_{h}" for h in _NAME_HOOKS), *(f"lsm_{h}" for h in _GUARD_HOOKS),
         *(f"lsm_{h}" for h in _EXE_HOOKS), _GUARD_EXIT,
     ),
     MECH_FMOD_RET: (
-        "fmodret_file_open", "fmodret_bprm_check", "fmodret_connect", "fmodret_sendmsg",
+        "fmodret_file_open", "fmodret_bprm_check", "fmodret_mmap_file", "fmodret_file_mprotect",
+        "fmodret_connect", "fmodret_sendmsg",
         *(f"fmodret_{h}" for h in _NAME_HOOKS), *(f"fmodret_{h}" for h in _GUARD_HOOKS),
         *(f"fentry_{h}" for h in _EXE_HOOKS), _GUARD_EXIT,
     ),

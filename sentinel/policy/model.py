@@ -15,7 +15,9 @@ Choices the contract leaves open:
   NAME_MAX bytes. We reject rather than silently rewrite, so a rule always
   says literally what it protects.
 * an exec/open match needs `paths` or `prefixes` (`prefixes: [/]` covers every
-  file); a connect match needs at least one of its keys.
+  file), or for exec `fileless: true`; a connect match needs at least one of
+  its keys. `fileless: false` is an error: it would read as "files with a
+  name", which `paths`/`prefixes` say.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictStr,
     model_validator,
 )
@@ -187,16 +190,29 @@ class Defaults(_Model):
 
 
 class FileMatch(_Model):
-    """`match` of an exec rule; OpenMatch adds `access`."""
+    """`match` of a file rule; ExecMatch adds `fileless`, OpenMatch `access`."""
 
     paths: Annotated[tuple[FilePath, ...], Field(min_length=1)] | None = None
     prefixes: Annotated[tuple[PrefixPath, ...], Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _names_a_file(self) -> FileMatch:
-        if self.paths is None and self.prefixes is None:
+        if self.paths is None and self.prefixes is None and not getattr(self, "fileless", None):
             raise ValueError("match needs `paths` or `prefixes` (use `prefixes: [/]` for every file)")
         return self
+
+
+def _fileless(value: bool) -> bool:
+    if value is not True:
+        raise ValueError("`fileless` takes only `true` (to match files with a name, use `paths` or `prefixes`)")
+    return value
+
+
+class ExecMatch(FileMatch):
+    """`fileless: true` matches a program with no name in any directory when it
+    is executed or mapped executable (memfd, O_TMPFILE, a deleted file)."""
+
+    fileless: Annotated[StrictBool, AfterValidator(_fileless)] | None = None
 
 
 class OpenMatch(FileMatch):
@@ -229,7 +245,7 @@ class _RuleBase(_Model):
 
 class ExecRule(_RuleBase):
     operation: Literal["exec"]
-    match: FileMatch
+    match: ExecMatch
 
 
 class OpenRule(_RuleBase):
@@ -246,7 +262,7 @@ Rule = Annotated[Union[ExecRule, OpenRule, ConnectRule], Field(discriminator="op
 
 # Which `match` keys each operation accepts, for "does not apply" messages.
 MATCH_KEYS: dict[str, tuple[str, ...]] = {
-    "exec": ("paths", "prefixes"),
+    "exec": ("paths", "prefixes", "fileless"),
     "open": ("paths", "prefixes", "access"),
     "connect": ("addresses", "ports", "protocols"),
 }

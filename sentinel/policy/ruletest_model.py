@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StrictInt, StrictStr, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from sentinel.policy.model import UID_MAX, CgroupPath, DnsLabel, FilePath, Policy, _Model
 
@@ -45,6 +45,9 @@ class Case(_Model):
     open: FilePath | None = None
     access: Annotated[tuple[Literal["read", "write"], ...], Field(min_length=1)] | None = None
     connect: Endpoint | None = None
+    # exec only: the file at `exec` is deleted before it runs (exec'd by fd):
+    # it has no name in any directory, and its rules by identity still hold.
+    fileless: StrictBool = False
     process: CaseProcess = CaseProcess()
     expect: Expect
 
@@ -56,6 +59,8 @@ class Case(_Model):
             problems.append("a case needs exactly one of `exec`, `open`, `connect`")
         if self.access is not None and self.open is None:
             problems.append("`access` applies only to `open` cases")
+        if self.fileless and self.exec is None:
+            problems.append("`fileless` applies only to `exec` cases")
         if problems:
             raise ValueError("; ".join(problems))
         return self

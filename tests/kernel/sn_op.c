@@ -128,6 +128,23 @@ int main(int argc, char **argv)
 		printf("%d\n", errno);  /* only reached when exec failed */
 		return 0;
 	}
+	if (argc == 3 && strcmp(argv[1], "exec-deleted") == 0) {
+		/* exec-deleted PATH: open PATH, unlink it, run it by /proc/self/fd/N
+		 * (a file with no name in any directory, identity unchanged) */
+		char proc[64];
+		char *args[] = { argv[2], NULL };
+		int fd = open(argv[2], O_RDONLY);
+
+		if (fd < 0 || unlink(argv[2]) < 0) {
+			printf("%d\n", errno);
+			return 0;
+		}
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		fflush(stdout);
+		execv(proc, args);
+		printf("%d\n", errno);  /* only reached when exec failed */
+		return 0;
+	}
 	if (argc == 5 && strcmp(argv[1], "connect") == 0) {
 		int rc = do_connect(argv[2], argv[3], argv[4]);
 
@@ -229,7 +246,7 @@ int main(int argc, char **argv)
 		printf("%d\n", ftruncate(fd, 0) < 0 ? errno : 0);
 		return 0;
 	}
-	fprintf(stderr, "usage: sn-op [unlink-self] open PATH r|w|rw | exec PATH [ARGS...] | connect ADDR PORT tcp|udp"
+	fprintf(stderr, "usage: sn-op [unlink-self] open PATH r|w|rw | exec PATH [ARGS...] | exec-deleted PATH | connect ADDR PORT tcp|udp"
 		" | fork-connect ADDR PORT tcp|udp | thread-connect ADDR PORT tcp|udp | wait-connect ADDR PORT tcp|udp"
 		" | open-loop PATH N | uring-open PATH r|w async|inline | truncate PATH | ftruncate-later PATH\n");
 	return 2;

@@ -95,7 +95,9 @@ def act(helper: Path, case: Case) -> Outcome:
     cgroup = Path("/sys/fs/cgroup" + case.process.cgroup) if case.process.cgroup else None
     if cgroup is not None:
         cgroup.mkdir(parents=True, exist_ok=True)
-    if case.exec is not None:
+    if case.exec is not None and case.fileless:
+        argv = [str(binary), "exec-deleted", case.exec]
+    elif case.exec is not None:
         argv = [str(binary), "exec", case.exec]
     elif case.open is not None:
         access = set(case.access or ("read",))
@@ -123,6 +125,9 @@ def act(helper: Path, case: Case) -> Outcome:
 def about(alert: dict[str, Any], case: Case) -> bool:
     """Is ALERT about the case's operation on the case's object?"""
     ev = alert["event"]
+    if case.exec is not None and case.fileless:
+        # The deleted file's name is reported as d_path has it ("PATH (deleted)").
+        return ev["operation"] == "exec" and alert["file"]["path"].startswith(case.exec)
     if case.exec is not None:
         return ev["operation"] == "exec" and alert["file"]["path"] == case.exec
     if case.open is not None:

@@ -203,3 +203,36 @@ def test_index_cache_does_not_keep_rulesets_alive() -> None:
     del rs
     gc.collect()
     assert ref() is None
+
+
+def test_fileless_ranks_with_the_exact_entry() -> None:
+    rs = build_ruleset([policy(
+        "p",
+        rule("kept", "exec", "allow", paths=["/bin/kept"]),
+        rule("watch", "exec", "audit", fileless=True),
+        rule("x", "exec", "deny", paths=["/bin/x"]),
+        rule("nofl", "exec", "deny", fileless=True),
+        rule("dir", "exec", "allow", prefixes=["/opt/"]),
+    )])
+    assert rs.policies[0].fileless == ir.Decision(ir.Action.DENY, 3)  # the strictest fileless rule
+    assert evaluate_exec(rs, "/bin/kept", ANY).rule == "kept"
+    assert evaluate_exec(rs, "/bin/kept", ANY, fileless=True).rule == "nofl"  # stricter at one level
+    assert evaluate_exec(rs, "/bin/x", ANY, fileless=True).rule == "x"  # equal action: the earlier rule
+    assert evaluate_exec(rs, "/opt/tool", ANY, fileless=True).rule == "nofl"  # beats the prefix
+    assert evaluate_exec(rs, "/opt/tool", ANY).rule == "dir"
+    assert evaluate_exec(rs, None, ANY, fileless=True).action == "deny"  # a memfd
+    assert evaluate_exec(rs, None, ANY).decided_by == "p/default"
+
+
+def test_mappings_are_judged_by_rules_never_by_defaults() -> None:
+    rs = build_ruleset([policy(
+        "p",
+        rule("ok", "exec", "allow", prefixes=["/usr/"]),
+        rule("evil", "exec", "deny", paths=["/opt/evil"]),
+        defaults={"exec": "deny"},
+    )])
+    assert evaluate_exec(rs, "/opt/lib.so", ANY).action == "deny"  # exec: the default
+    assert evaluate_exec(rs, "/opt/lib.so", ANY, mapping=True).action == "allow"
+    assert evaluate_exec(rs, "/opt/lib.so", ANY, mapping=True).policy is None
+    assert evaluate_exec(rs, "/opt/evil", ANY, mapping=True).decided_by == "p/evil"
+    assert evaluate_exec(rs, "/usr/lib/libc.so.6", ANY, mapping=True).decided_by == "p/ok"
