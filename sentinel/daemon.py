@@ -116,6 +116,9 @@ class Daemon:
     tamper_seen: int = 0
     _drops_seen: dict[str, int] = field(default_factory=dict)
     _drops_checked_at: float = 0.0
+    _invalid_seen: int = 0
+    _invalid_checked_at: float = 0.0
+    _status: dict[str, Any] = field(default_factory=dict)
     suppressed_seen: int = 0
     _suppressed_reported_at: float = 0.0
     _lease: guard.GuardLease | None = None
@@ -200,11 +203,17 @@ class Daemon:
         attach is no proof that the hook runs, an EPERM is. Where the
         mechanism only observes, the canary's event proves the hook runs."""
         if self.enforcer is not None and self.enforcer.mechanism not in ENFORCING:
+            # The canary's event can be lost when the ring is full (a daemon
+            # restarted under an alert flood takes over a full ring), so the
+            # open is repeated while the backlog drains.
             seen = self._canary_seen
-            with open(pins.CANARY_FILE, "rb"):
-                pass
             deadline = time.monotonic() + 10
+            next_open = 0.0
             while self._canary_seen == seen and time.monotonic() < deadline:
+                if time.monotonic() >= next_open:
+                    with open(pins.CANARY_FILE, "rb"):
+                        pass
+                    next_open = time.monotonic() + 0.5
                 self._ring.poll(100)
             if self._canary_seen == seen:
                 raise KernelError(
@@ -260,6 +269,7 @@ class Daemon:
             pass
         self._report_counters()
         self._report_output_drops(force=True)
+        self._report_invalid(force=True)
         if self.enforcer is not None:
             self._report_suppressed(self.enforcer.counters()["suppressed"], force=True)
         if self._lease is not None:
@@ -308,6 +318,7 @@ class Daemon:
                               "pins or daemon were denied")
             self.tamper_seen = tamper
         self._report_output_drops()
+        self._report_invalid()
         self._report_suppressed(counters["suppressed"])
         total = counters["ringbuf_full"]
         if total > self.lost_seen:
@@ -380,6 +391,37 @@ class Daemon:
             }
         )
 
+    def _report_invalid(self, force: bool = False) -> None:
+        """A status event when events the formatter (or encoder) failed on have
+        grown since the last report, with the count since then and the total;
+        the total also goes into the status file for `sentinel status`. Such an
+        event reaches no output, so this is the only trace of it."""
+        now = time.monotonic()
+        if not force and now - self._invalid_checked_at < OUTPUT_REPORT_S:
+            return
+        self._invalid_checked_at = now
+        total = int(self.config.pipeline.stats()["invalid"])
+        if total <= self._invalid_seen:
+            return
+        n, self._invalid_seen = total - self._invalid_seen, total
+        self.log.warning("events could not be formatted", invalid=n, invalid_total=total)
+        self._emit(
+            {
+                "@timestamp": iso_timestamp(time.time()),
+                "event": {"kind": "status"},
+                "status": {
+                    "state": "output_invalid",
+                    "message": f"{n} events could not be formatted and reached no output ({total} since start)",
+                    "mechanism": self.enforcer.mechanism if self.enforcer else None,
+                    "policies": [p.name for p in self.ruleset.policies] if self.ruleset else [],
+                },
+                "invalid": {"count": n, "total": total},
+                "host": {"hostname": socket.gethostname()},
+            }
+        )
+        if self._status:
+            self._store_status()
+
     def _emit_status(self, state: str, message: str) -> None:
         self._emit(
             {
@@ -414,6 +456,12 @@ class Daemon:
             "policy_paths": self.config.policy_paths,
             "unresolved_paths": self._unresolved,
         }
+        self._status = status
+        self._store_status()
+
+    def _store_status(self) -> None:
+        """Write the recorded status plus the live output counters, atomically."""
+        status = dict(self._status, invalid_events=int(self.config.pipeline.stats()["invalid"]))
         tmp = Path(str(pins.STATUS_FILE) + ".tmp")
         tmp.write_text(json.dumps(status, indent=2) + "\n")
         os.replace(tmp, pins.STATUS_FILE)

@@ -65,6 +65,9 @@ def gather() -> dict[str, Any]:
         "policies": recorded.get("policies", []),
         "enforcing": recorded.get("enforcing"),
         "unresolved_paths": recorded.get("unresolved_paths", []),
+        # Events the daemon's formatter failed on (they reached no output), as of
+        # its last report; None when the status file predates the field.
+        "invalid_events": recorded.get("invalid_events"),
         "daemon_pid": daemon_pid(),
         "self_protection": protection,
         "counters": counters,
@@ -88,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"daemon: {'running, pid ' + str(pid) if pid else 'not running (pinned enforcement stays)'}")
         print(f"self-protection: {info['self_protection']}")
         c = info["counters"]
+        invalid = info["invalid_events"]
+        print(f"invalid events (could not be formatted, reached no output): {'?' if invalid is None else invalid}")
         print(f"decided: {c['decided']}  denied: {c['denied']}  lost events: {c['ringbuf_full']}  tampering denied: {c['tamper']}")
     if not info["loaded"]:
         raise NotRunning("no policies are loaded in the kernel")

@@ -6,6 +6,7 @@ import io
 import os
 import json
 import socket
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator, Sequence
@@ -110,18 +111,43 @@ def test_memory_is_bounded_by_max_bytes() -> None:
     assert sink.stats().written == stats.accepted
 
 
+class _RecordingWait(threading.Event):
+    """The sink's abort event, recording every backoff the thread waits for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None:
+            self.waits.append(timeout)
+        return super().wait(timeout)
+
+
 def test_dead_peer_backs_off_and_close_is_prompt() -> None:
     transport = TcpTransport("127.0.0.1", _dead_port(), timeout=0.2)
     sink = QueuedSink("dead", SyslogWriter(transport), backoff_initial=0.01, backoff_max=0.08)
+    waits = _RecordingWait()
+    sink._abort = waits  # before the first emit: the thread is idle on _wake
+    t0 = time.perf_counter()
     for _ in range(100):
         assert sink.emit(_rec(10))
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while sink.stats().errors < 7 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - t0
+    n_waits = len(waits.waits)
     stats = sink.stats()
-    assert stats.written == 0 and stats.queued + 0 <= 100
-    # 0.01+0.02+0.04+0.08+0.08... within 0.5 s: capped backoff means a
-    # handful of attempts, not thousands and not one.
-    assert 3 <= stats.errors <= 15, stats.errors
-    assert "ConnectionRefusedError" in stats.last_error
+    # Every event is accounted for: none written, none dropped, all 100 held
+    # (one batch in flight, being retried).
+    assert stats.accepted == 100 and stats.dropped == 0 and stats.written == 0
+    assert stats.queued + stats.in_flight == 100, stats
+    assert stats.errors >= 7 and "ConnectionRefusedError" in stats.last_error
+    # Each failed attempt is followed by one backoff, doubling from 0.01 s and
+    # capped at 0.08 s; the attempts really waited that long.
+    assert waits.waits[:7] == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.08, 0.08, 0.08]), waits.waits
+    assert n_waits <= stats.errors <= n_waits + 1, (waits.waits, stats.errors)
+    assert elapsed >= sum(waits.waits[:6]), elapsed
     t0 = time.perf_counter()
     assert sink.close(timeout=0.3) is False
     assert time.perf_counter() - t0 < 1.0
