@@ -26,7 +26,6 @@ struct sn_dest {
 	__u16 port;      /* host order */
 	__u8 family;     /* AF_INET or AF_INET6 after unmapping */
 	__u8 protocol;
-	__u8 unspec;     /* the caller wrote 0.0.0.0 or ::, ADDR is what it reaches */
 };
 
 static __always_inline long sn_read_addr(void *dst, __u32 size, const void *src, int how)
@@ -83,29 +82,34 @@ static __always_inline int sn_read_dest(struct sn_dest *d, const void *uaddr, in
  * - IPv6: tcp_v6_connect(), __ip6_datagram_connect() and udpv6_sendmsg()
  *   make :: ::1, or ::ffff:127.0.0.1 (so 127.0.0.1) when the socket is
  *   bound to an IPv4-mapped address. The bound IPv6 address is not used.
- * Only an all-zero address pays for this.
+ * Only an all-zero address pays for this. It is a global function, verified
+ * once on its own: inlined, its branches
+ * multiplied the states of every caller and tp_sendto passed the verifier's
+ * 1M-instruction limit on 6.1. SK is a kernel pointer read with CO-RE.
  */
-static __always_inline void sn_reached_dest(struct sn_dest *d, struct sock *sk)
+__noinline int sn_reached_dest(struct sn_dest *d, __u64 sk_ptr)
 {
+	struct sock *sk = (struct sock *)sk_ptr;
 	__u64 hi, lo;
 	__u32 a4;
+
+	if (!d)
+		return 0;
 
 	if (d->family == AF_INET) {
 		__builtin_memcpy(&a4, d->addr, 4);
 		if (a4)
-			return;
+			return 0;
 		a4 = BPF_CORE_READ((struct inet_sock *)sk, inet_saddr);
 		if (!a4)
 			a4 = bpf_htonl(0x7f000001);
 		__builtin_memcpy(d->addr, &a4, 4);
-		d->unspec = 1;
-		return;
+		return 1;
 	}
 	__builtin_memcpy(&hi, d->addr, 8);
 	__builtin_memcpy(&lo, d->addr + 8, 8);
 	if (hi | lo)
-		return;
-	d->unspec = 1;
+		return 0;
 	if (bpf_core_field_exists(sk->__sk_common.skc_v6_rcv_saddr)) {
 		struct in6_addr bound = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
 		const __u8 *b = bound.s6_addr;
@@ -114,10 +118,11 @@ static __always_inline void sn_reached_dest(struct sn_dest *d, struct sock *sk)
 			a4 = bpf_htonl(0x7f000001);
 			d->family = AF_INET;
 			__builtin_memcpy(d->addr, &a4, 4);
-			return;
+			return 1;
 		}
 	}
 	d->addr[15] = 1;  /* ::1 */
+	return 1;
 }
 
 static __always_inline const struct sn_net_val *sn_net_lookup(const struct sn_dest *d, __u32 gen)
@@ -177,7 +182,7 @@ static __always_inline int sn_decide_connect_as(struct socket *sock, const void 
 	if (sn_read_dest(&d, uaddr, addrlen, how,
 			 send && d.protocol == IPPROTO_UDP && BPF_CORE_READ(sock, sk, __sk_common.skc_family) == AF_INET))
 		return 0;
-	sn_reached_dest(&d, BPF_CORE_READ(sock, sk));
+	sn_reached_dest(&d, (__u64)BPF_CORE_READ(sock, sk));
 	applicable = sn_applicable(cfg, gen);
 	if (!applicable)
 		return 0;
