@@ -132,6 +132,12 @@ class Daemon:
     def start(self) -> None:
         """Compile, load, switch in and self-check. Raises SentinelError with
         nothing left half-applied when the policies are invalid."""
+        # Handlers first: a `sentinel reload` (SIGHUP's default action is to
+        # terminate) or a stop that arrives during the seconds a start takes
+        # is served once it is done, instead of killing the daemon.
+        signal.signal(signal.SIGHUP, self.request_reload)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
         ruleset = compile_policies(self.config.policy_paths, self.config.mode)
         guard.wait_until_free()  # a killed daemon's guard lapses; a live one's is an error
         self.enforcer = load_enforcer(ruleset)
@@ -249,9 +255,6 @@ class Daemon:
 
     def serve(self) -> int:
         """The poll loop, until SIGTERM/SIGINT."""
-        signal.signal(signal.SIGHUP, self.request_reload)
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
         while not self._stop_requested:
             self._ring.poll(POLL_MS)
             self._report_counters()
