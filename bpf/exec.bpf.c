@@ -44,8 +44,8 @@ static __always_inline int sn_decide_exec_as(struct file *file, int how, struct 
 		return 0;
 	sn_count(SN_CNT_DECIDED);
 
-	dentry = how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.dentry) : file->f_path.dentry;
-	mnt = how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.mnt) : file->f_path.mnt;
+	dentry = sn_f_dentry(file, how);
+	mnt = sn_f_mnt(file, how);
 	w.slots = 1U << SN_SLOT_EXEC;
 	sn_judge_file(&w, cfg, gen, dentry, mnt, applicable);
 	v = sn_fold_file(&w, cfg, &slot);
@@ -57,15 +57,12 @@ static __always_inline int sn_decide_exec_as(struct file *file, int how, struct 
 	rule = sn_find_rule(&w, gen, dentry, mnt, slot, v.policy);
 	e = sn_event_start(cfg, &v, SN_OP_EXEC, rule, gen);
 	if (e) {
+		e->dev = sn_f_dev(file, how);
+		e->ino = sn_f_ino(file, how);
 		if (how == SN_HOW_CORE) {
-			e->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
-			e->ino = BPF_CORE_READ(file, f_inode, i_ino);
 			sn_build_path(e->path, dentry, mnt);
 			if (caller_exe)
 				sn_build_file_path(e->exe, caller_exe);
-		} else {
-			e->dev = file->f_inode->i_sb->s_dev;
-			e->ino = file->f_inode->i_ino;
 		}
 		if (how == SN_HOW_DPATH) {
 			if (bpf_d_path(&file->f_path, e->path, sizeof(e->path)) < 0)
