@@ -45,8 +45,8 @@ static __always_inline int sn_decide_exec_as(struct file *file, int how, struct 
 		return 0;
 	sn_count(SN_CNT_DECIDED);
 
-	dentry = how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.dentry) : file->f_path.dentry;
-	mnt = how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.mnt) : file->f_path.mnt;
+	dentry = sn_f_dentry(file, how);
+	mnt = sn_f_mnt(file, how);
 	/* bprm->file is what will run: for fexecve, execveat(AT_EMPTY_PATH) and
 	 * /proc/PID/fd/N, a reopened struct file on the same dentry. */
 	fileless = (cfg->fileless_match & applicable) && sn_is_fileless(dentry);
@@ -61,15 +61,12 @@ static __always_inline int sn_decide_exec_as(struct file *file, int how, struct 
 	rule = sn_find_rule_as(&w, cfg, gen, dentry, mnt, slot, v.policy, fileless);
 	e = sn_event_start(cfg, &v, SN_OP_EXEC, rule, gen);
 	if (e) {
+		e->dev = sn_f_dev(file, how);
+		e->ino = sn_f_ino(file, how);
 		if (how == SN_HOW_CORE) {
-			e->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
-			e->ino = BPF_CORE_READ(file, f_inode, i_ino);
 			sn_build_path(e->path, dentry, mnt);
 			if (caller_exe)
 				sn_build_file_path(e->exe, caller_exe);
-		} else {
-			e->dev = file->f_inode->i_sb->s_dev;
-			e->ino = file->f_inode->i_ino;
 		}
 		if (how == SN_HOW_DPATH) {
 			if (bpf_d_path(&file->f_path, e->path, sizeof(e->path)) < 0)

@@ -44,6 +44,39 @@ struct sn_walk {
 	__u32 found;
 };
 
+/* Fields of FILE, read as HOW allows (SN_HOW_* in decide.bpf.h): directly
+ * where FILE is a typed hook argument, with CO-RE where it was found by a
+ * walk (the tracepoint programs). Shared by the open and exec hooks. */
+static __always_inline fmode_t sn_f_mode(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_mode) : file->f_mode;
+}
+
+static __always_inline unsigned int sn_f_flags(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_flags) : file->f_flags;
+}
+
+static __always_inline __u64 sn_f_ino(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_inode, i_ino) : file->f_inode->i_ino;
+}
+
+static __always_inline __u32 sn_f_dev(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_inode, i_sb, s_dev) : file->f_inode->i_sb->s_dev;
+}
+
+static __always_inline struct dentry *sn_f_dentry(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.dentry) : file->f_path.dentry;
+}
+
+static __always_inline struct vfsmount *sn_f_mnt(struct file *file, int how)
+{
+	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.mnt) : file->f_path.mnt;
+}
+
 static __always_inline struct mount *sn_real_mount(__u64 vfsmnt)
 {
 	return (struct mount *)(vfsmnt - bpf_core_field_offset(struct mount, mnt));

@@ -121,8 +121,10 @@ SEC("lsm/mmap_file")
 int BPF_PROG(lsm_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags,
 	     int ret)
 {
-	if (ret || !SN_MMAP_ON)
+	if (ret)
 		return ret;
+	if (!SN_MMAP_ON)
+		return 0;
 	if (!(prot & PROT_EXEC) || !file || sn_exec_mapping(file))
 		return 0;
 	return sn_decide_mmap(file, SN_HOW_DPATH);
@@ -132,8 +134,10 @@ int BPF_PROG(lsm_mmap_file, struct file *file, unsigned long reqprot, unsigned l
 SEC("fmod_ret/security_mmap_file")
 int BPF_PROG(fmodret_mmap_file, struct file *file, unsigned long prot, unsigned long flags, int ret)
 {
-	if (ret || !SN_MMAP_ON)
+	if (ret)
 		return ret;
+	if (!SN_MMAP_ON)
+		return 0;
 	if (!file || !(sn_mmap_prot(file, prot) & PROT_EXEC) || sn_exec_mapping(file))
 		return 0;
 	return sn_decide_mmap(file, SN_HOW_BTF);

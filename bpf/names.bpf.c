@@ -133,67 +133,95 @@ static __always_inline int sn_decide_link(struct dentry *old_dentry, const struc
 	return sn_decide_name(old_dentry, BPF_CORE_READ(new_dir, mnt), SN_CH_NAME_GIVEN, SN_VIA_LINK);
 }
 
-/* BPF-LSM */
+/*
+ * The entry points. As every other hook's, each first returns a denial by an
+ * earlier BPF program on the same hook unchanged (`ret`, after the hook's own
+ * arguments): another BPF-LSM user such as systemd's RestrictFileSystems may
+ * share it. path_rename's hook and security_path_rename take the rename flags
+ * (6.1), so its `ret` comes after them.
+ */
 SEC("lsm/path_rename")
 int BPF_PROG(lsm_path_rename, const struct path *old_dir, struct dentry *old_dentry,
-	     const struct path *new_dir, struct dentry *new_dentry)
+	     const struct path *new_dir, struct dentry *new_dentry, unsigned int flags, int ret)
 {
+	if (ret)
+		return ret;
 	return sn_decide_rename(old_dir, old_dentry, new_dir, new_dentry);
 }
 
 SEC("lsm/path_link")
-int BPF_PROG(lsm_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry)
+int BPF_PROG(lsm_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry,
+	     int ret)
 {
+	if (ret)
+		return ret;
 	return sn_decide_link(old_dentry, new_dir);
 }
 
 SEC("lsm/path_unlink")
-int BPF_PROG(lsm_path_unlink, const struct path *dir, struct dentry *dentry)
+int BPF_PROG(lsm_path_unlink, const struct path *dir, struct dentry *dentry, int ret)
 {
+	if (ret)
+		return ret;
 	return sn_decide_name(dentry, BPF_CORE_READ(dir, mnt), SN_CH_NAME_REMOVED, SN_VIA_UNLINK);
 }
 
 SEC("lsm/path_rmdir")
-int BPF_PROG(lsm_path_rmdir, const struct path *dir, struct dentry *dentry)
+int BPF_PROG(lsm_path_rmdir, const struct path *dir, struct dentry *dentry, int ret)
 {
+	if (ret)
+		return ret;
 	return sn_decide_name(dentry, BPF_CORE_READ(dir, mnt), SN_CH_NAME_REMOVED, SN_VIA_RMDIR);
 }
 
 SEC("lsm/path_truncate")
-int BPF_PROG(lsm_path_truncate, const struct path *path)
+int BPF_PROG(lsm_path_truncate, const struct path *path, int ret)
 {
+	if (ret)
+		return ret;
 	return sn_decide_name(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt), SN_CH_CONTENT, SN_VIA_TRUNCATE);
 }
 
 /* fmod_ret on the security_path_* functions: the fallback. */
 SEC("fmod_ret/security_path_rename")
 int BPF_PROG(fmodret_path_rename, const struct path *old_dir, struct dentry *old_dentry,
-	     const struct path *new_dir, struct dentry *new_dentry)
+	     const struct path *new_dir, struct dentry *new_dentry, unsigned int flags, int ret)
 {
+	if (ret)
+		return ret;
 	return sn_decide_rename(old_dir, old_dentry, new_dir, new_dentry);
 }
 
 SEC("fmod_ret/security_path_link")
-int BPF_PROG(fmodret_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry)
+int BPF_PROG(fmodret_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry,
+	     int ret)
 {
+	if (ret)
+		return ret;
 	return sn_decide_link(old_dentry, new_dir);
 }
 
 SEC("fmod_ret/security_path_unlink")
-int BPF_PROG(fmodret_path_unlink, const struct path *dir, struct dentry *dentry)
+int BPF_PROG(fmodret_path_unlink, const struct path *dir, struct dentry *dentry, int ret)
 {
+	if (ret)
+		return ret;
 	return sn_decide_name(dentry, BPF_CORE_READ(dir, mnt), SN_CH_NAME_REMOVED, SN_VIA_UNLINK);
 }
 
 SEC("fmod_ret/security_path_rmdir")
-int BPF_PROG(fmodret_path_rmdir, const struct path *dir, struct dentry *dentry)
+int BPF_PROG(fmodret_path_rmdir, const struct path *dir, struct dentry *dentry, int ret)
 {
+	if (ret)
+		return ret;
 	return sn_decide_name(dentry, BPF_CORE_READ(dir, mnt), SN_CH_NAME_REMOVED, SN_VIA_RMDIR);
 }
 
 SEC("fmod_ret/security_path_truncate")
-int BPF_PROG(fmodret_path_truncate, const struct path *path)
+int BPF_PROG(fmodret_path_truncate, const struct path *path, int ret)
 {
+	if (ret)
+		return ret;
 	return sn_decide_name(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt), SN_CH_CONTENT, SN_VIA_TRUNCATE);
 }
 

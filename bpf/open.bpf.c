@@ -17,37 +17,6 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Fields of FILE, read as HOW allows (see SN_HOW_* in decide.bpf.h). */
-static __always_inline fmode_t sn_f_mode(struct file *file, int how)
-{
-	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_mode) : file->f_mode;
-}
-
-static __always_inline unsigned int sn_f_flags(struct file *file, int how)
-{
-	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_flags) : file->f_flags;
-}
-
-static __always_inline __u64 sn_f_ino(struct file *file, int how)
-{
-	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_inode, i_ino) : file->f_inode->i_ino;
-}
-
-static __always_inline __u32 sn_f_dev(struct file *file, int how)
-{
-	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_inode, i_sb, s_dev) : file->f_inode->i_sb->s_dev;
-}
-
-static __always_inline struct dentry *sn_f_dentry(struct file *file, int how)
-{
-	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.dentry) : file->f_path.dentry;
-}
-
-static __always_inline struct vfsmount *sn_f_mnt(struct file *file, int how)
-{
-	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_path.mnt) : file->f_path.mnt;
-}
-
 /* OPEN_FLAGS: flags the open asked for that f_flags no longer shows (the
  * tracepoint programs judge after the open, which clears O_TRUNC). */
 static __always_inline __u32 sn_open_access(struct file *file, int how, __u32 open_flags)

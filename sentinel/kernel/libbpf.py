@@ -142,28 +142,39 @@ def _captured_log() -> Iterator[list[str]]:
         _log_local.lines = previous
 
 
-def _check(op: str, result: int | None, *, pointer: bool = False, log: list[str] | None = None) -> int:
-    """Turn a libbpf return into a value or a KernelError.
+_NO_ERRNOS: frozenset[int] = frozenset()
+_ENOENT = frozenset({errno.ENOENT})
+_EINTR = frozenset({errno.EINTR})
 
-    libbpf 1.x returns NULL and sets errno for pointers, and -errno for ints.
+
+def _check(
+    op: str,
+    result: int | None,
+    *,
+    pointer: bool = False,
+    log: list[str] | None = None,
+    accept: frozenset[int] = _NO_ERRNOS,
+) -> int:
+    """Turn a libbpf return into a value or a KernelError: the one place an
+    errno is read.
+
+    libbpf 1.x returns NULL and sets errno for pointers, and -errno for ints
+    (its bpf_* system call wrappers included). An errno in ACCEPT is an
+    answer, not a failure (ENOENT: no such entry): it is returned negated,
+    for the caller to act on. LOG: libbpf's messages during the call.
     """
-    text = "".join(log or [])
     if pointer:
-        if not result:
-            raise KernelError(op, ctypes.get_errno() or 0, text)
-        return result
-    assert result is not None
-    if result < 0:
-        raise KernelError(op, -result, text)
-    return result
-
-
-def _errno_call(op: str, result: int) -> int:
-    """For the low-level bpf_* syscall wrappers: -1/-errno with errno set."""
-    if result < 0:
-        err = ctypes.get_errno() or -result
-        raise KernelError(op, err)
-    return result
+        if result:
+            return result
+        err = ctypes.get_errno()
+    else:
+        assert result is not None
+        if result >= 0:
+            return result
+        err = -result
+    if err in accept:
+        return -err
+    raise KernelError(op, err, "".join(log or []))
 
 
 def possible_cpus() -> int:
@@ -179,10 +190,14 @@ def percpu_value_size(value_size: int) -> int:
     return ((value_size + 7) // 8) * 8 * possible_cpus()
 
 
+# The kernel's own ENOTSUPP (include/linux/errno.h), which reaches user space
+# from some map operations; the errno module has no name for it.
+ENOTSUPP = 524
+
 # Entries per batch system call, and the errnos with which a map type refuses
-# batches (EINVAL, EOPNOTSUPP, the kernel's ENOTSUPP).
+# batches.
 BATCH_CHUNK = 4096
-_BATCH_UNSUPPORTED = frozenset({errno.EINVAL, errno.EOPNOTSUPP, 524})
+_BATCH_UNSUPPORTED = frozenset({errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP})
 
 
 class Map:
@@ -237,30 +252,30 @@ class Map:
         """The value for KEY, or None when absent. Raises KernelError otherwise."""
         k = self._buf(key, self.key_size)
         v = ctypes.create_string_buffer(self.value_size)
-        rc = lib().bpf_map_lookup_elem(self.fd, k, v)
-        if rc < 0:
-            err = ctypes.get_errno()
-            if err == 2:  # ENOENT
-                return None
-            raise KernelError(f"map {self.name}: lookup", err)
-        return v.raw
+        rc = _check(f"map {self.name}: lookup", lib().bpf_map_lookup_elem(self.fd, k, v), accept=_ENOENT)
+        return None if rc < 0 else v.raw
 
     def update(self, key: bytes | ctypes.Structure, value: bytes | ctypes.Structure, flags: int = BPF_ANY) -> None:
         """Insert or replace. Raises KernelError (E2BIG when the map is full)."""
         k = self._buf(key, self.key_size)
         v = self._buf(value, self.value_size)
-        _errno_call(f"map {self.name}: update", lib().bpf_map_update_elem(self.fd, k, v, flags))
+        _check(f"map {self.name}: update", lib().bpf_map_update_elem(self.fd, k, v, flags))
 
     def update_batch(self, keys: bytes, values: bytes) -> None:
         """Insert or replace many entries in one system call (array and hash maps).
-        KEYS and VALUES are the entries' bytes laid end to end."""
+        KEYS and VALUES are the entries' bytes laid end to end. Raises KernelError."""
+        self._update_batch(keys, values)
+
+    def _update_batch(self, keys: bytes, values: bytes, accept: frozenset[int] = _NO_ERRNOS) -> int:
+        """update_batch; an errno in ACCEPT comes back negated instead of raised."""
         count = len(keys) // self.key_size
         if len(keys) != count * self.key_size or len(values) != count * self.value_size:
             raise KernelError(f"map {self.name}: batch of {len(keys)} key bytes / {len(values)} value bytes")
         n = ctypes.c_uint32(count)
         kbuf = ctypes.create_string_buffer(keys, len(keys))
         vbuf = ctypes.create_string_buffer(values, len(values))
-        _errno_call(f"map {self.name}: batch update", lib().bpf_map_update_batch(self.fd, kbuf, vbuf, ctypes.byref(n), None))
+        rc = lib().bpf_map_update_batch(self.fd, kbuf, vbuf, ctypes.byref(n), None)
+        return _check(f"map {self.name}: batch update", rc, accept=accept)
 
     def update_many(self, entries: dict[bytes, bytes], chunk: int = BATCH_CHUNK) -> None:
         """Insert or replace ENTRIES, in batches of CHUNK where the map type
@@ -270,11 +285,8 @@ class Map:
         if self._batch_ok:
             while start < len(items):
                 part = items[start : start + chunk]
-                try:
-                    self.update_batch(b"".join(k for k, _ in part), b"".join(v for _, v in part))
-                except KernelError as exc:
-                    if exc.errno not in _BATCH_UNSUPPORTED:
-                        raise
+                keys, values = b"".join(k for k, _ in part), b"".join(v for _, v in part)
+                if self._update_batch(keys, values, accept=_BATCH_UNSUPPORTED) < 0:
                     self._batch_ok = False
                     break
                 start += len(part)
@@ -290,11 +302,9 @@ class Map:
                 part = keys[start : start + chunk]
                 n = ctypes.c_uint32(len(part))
                 buf = ctypes.create_string_buffer(b"".join(part), len(part) * self.key_size)
-                rc = L.bpf_map_delete_batch(self.fd, buf, ctypes.byref(n), None)
+                rc = _check(f"map {self.name}: batch delete", L.bpf_map_delete_batch(self.fd, buf, ctypes.byref(n), None),
+                            accept=_BATCH_UNSUPPORTED)
                 if rc < 0:
-                    err = ctypes.get_errno() or -rc
-                    if err not in _BATCH_UNSUPPORTED:
-                        raise KernelError(f"map {self.name}: batch delete", err)
                     self._batch_ok = False
                     start += n.value  # what was deleted before the refusal
                     break
@@ -316,12 +326,12 @@ class Map:
         while True:
             n = ctypes.c_uint32(chunk)
             rc = L.bpf_map_lookup_batch(self.fd, None if first else token_in, token_out, kbuf, vbuf, ctypes.byref(n), None)
-            err = (ctypes.get_errno() or -rc) if rc < 0 else 0
-            if rc < 0 and err in _BATCH_UNSUPPORTED and first:
+            # ENOENT ends the walk; only the first batch may find batches refused.
+            rc = _check(f"map {self.name}: batch lookup", rc,
+                        accept=(_ENOENT | _BATCH_UNSUPPORTED) if first else _ENOENT)
+            if rc < 0 and -rc != errno.ENOENT:
                 self._batch_ok = False
                 return list(self.keys())
-            if rc < 0 and err != errno.ENOENT:
-                raise KernelError(f"map {self.name}: batch lookup", err)
             raw = kbuf.raw
             out += [raw[i * self.key_size : (i + 1) * self.key_size] for i in range(n.value)]
             if rc < 0:  # ENOENT: the walk is over (the last entries came with it)
@@ -332,13 +342,7 @@ class Map:
     def delete(self, key: bytes | ctypes.Structure) -> bool:
         """Remove KEY; False when it was absent."""
         k = self._buf(key, self.key_size)
-        rc = lib().bpf_map_delete_elem(self.fd, k)
-        if rc < 0:
-            err = ctypes.get_errno()
-            if err == 2:
-                return False
-            raise KernelError(f"map {self.name}: delete", err)
-        return True
+        return _check(f"map {self.name}: delete", lib().bpf_map_delete_elem(self.fd, k), accept=_ENOENT) >= 0
 
     def keys(self) -> Iterator[bytes]:
         """Every key. Entries changed during the walk may be seen or missed."""
@@ -346,12 +350,8 @@ class Map:
         cur: ctypes.Array[ctypes.c_char] | None = None
         nxt = ctypes.create_string_buffer(self.key_size)
         while True:
-            rc = L.bpf_map_get_next_key(self.fd, cur, nxt)
-            if rc < 0:
-                err = ctypes.get_errno()
-                if err == 2:
-                    return
-                raise KernelError(f"map {self.name}: next key", err)
+            if _check(f"map {self.name}: next key", L.bpf_map_get_next_key(self.fd, cur, nxt), accept=_ENOENT) < 0:
+                return  # past the last key
             yield nxt.raw
             cur = ctypes.create_string_buffer(nxt.raw, self.key_size)
 
@@ -362,7 +362,7 @@ class Map:
                 yield key, value
 
     def pin(self, path: str) -> None:
-        _errno_call(f"pin map {self.name} at {path}", lib().bpf_obj_pin(self.fd, path.encode()))
+        _check(f"pin map {self.name} at {path}", lib().bpf_obj_pin(self.fd, path.encode()))
 
     def close(self) -> None:
         """Close an fd this Map owns (pinned maps opened by path)."""
@@ -388,7 +388,7 @@ def open_pinned_map(path: str, name: str, key_size: int, value_size: int, read_o
         rc = lib().bpf_obj_get_opts(path.encode(), ctypes.byref(opts))
     else:
         rc = lib().bpf_obj_get(path.encode())
-    fd = _errno_call(f"open pinned map {path}", rc)
+    fd = _check(f"open pinned map {path}", rc)
     return Map(name, key_size, value_size, fd=fd)
 
 
@@ -538,9 +538,8 @@ class RingBuffer:
         self._raise_callback_error()
         if n == _BUDGET_SPENT and self._ended_early:
             return self._handled
-        if n < 0 and -n != 4:  # EINTR: a signal arrived, the caller will look
-            raise KernelError("poll ring buffer", -n)
-        return max(n, 0)
+        # EINTR: a signal arrived, the caller will look.
+        return max(_check("poll ring buffer", n, accept=_EINTR), 0)
 
     def consume(self) -> int:
         """Consume what is there now, up to the budget; returns how many."""
