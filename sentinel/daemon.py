@@ -24,7 +24,7 @@ from sentinel.compiler.ir import Mode, RuleSet
 from sentinel.errors import KernelError, NotSupported, PolicyError, SentinelError
 from sentinel.events.decode import Event
 from sentinel.events.enrich import Enricher, iso_timestamp
-from sentinel.kernel import abi, guard, pins
+from sentinel.kernel import abi, guard, pins, reported
 from sentinel.kernel.encode import FileIdentity, encode_ruleset
 from sentinel.kernel.objects import (
     ENFORCING,
@@ -114,6 +114,7 @@ class Daemon:
     seq: int = 0
     lost_seen: int = 0
     tamper_seen: int = 0
+    _tamper_recorded: int = -1
     _drops_seen: dict[str, int] = field(default_factory=dict)
     _drops_checked_at: float = 0.0
     _invalid_seen: int = 0
@@ -143,7 +144,10 @@ class Daemon:
         self.enforcer = load_enforcer(ruleset)
         mechanism = self.enforcer.mechanism
         counters = self.enforcer.counters()
-        self.lost_seen, self.tamper_seen = counters["ringbuf_full"], counters["tamper"]
+        # What the kernel lost or refused while no daemon ran is reported by
+        # the first _report_counters, from where the previous daemon stopped.
+        start = reported.starting_points(counters)
+        self.lost_seen, self.tamper_seen = start["ringbuf_full"], start["tamper"]
         self.suppressed_seen = counters["suppressed"]
         # A reload requested by SIGHUP ends the current poll after the record in
         # hand: under an alert flood the ring always has a backlog, and a reload
@@ -324,6 +328,7 @@ class Daemon:
         self._report_invalid()
         self._report_suppressed(counters["suppressed"])
         total = counters["ringbuf_full"]
+        grew = total > self.lost_seen or tamper > self._tamper_recorded
         if total > self.lost_seen:
             self._emit(
                 {
@@ -334,6 +339,13 @@ class Daemon:
                 }
             )
             self.lost_seen = total
+        if grew:
+            self._record_reported()
+
+    def _record_reported(self) -> None:
+        pins.RUN_DIR.mkdir(parents=True, exist_ok=True)
+        reported.record({"ringbuf_full": self.lost_seen, "tamper": self.tamper_seen})
+        self._tamper_recorded = self.tamper_seen
 
     def _report_suppressed(self, total: int, force: bool = False) -> None:
         """The periodic `suppressed N` summary: alerts the kernel's rate limit

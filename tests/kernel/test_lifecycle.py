@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.kernel import guard, pins
+from sentinel.kernel.objects import open_pinned, read_counters
 from tests.kernel.conftest import sentinel, sentinel_kernel_objects, start_daemon
 
 pytestmark = pytest.mark.kernel
@@ -223,6 +224,16 @@ def test_kill_9_keeps_enforcing_and_a_new_daemon_adopts(tmpfs: Path) -> None:
         assert second.wait_for(lambda e: e["file"]["path"] == str(f["denied"]))
     finally:
         second.stop()
+    # Every event the kernel could not deliver, while either daemon ran or
+    # while none did, is in exactly one `lost` event of one of them.
+    state = open_pinned()
+    try:
+        kernel_lost = read_counters(state.maps)["ringbuf_full"]
+    finally:
+        state.close()
+    reported_lost = sum(e["lost"]["count"] for d in (first, second) for e in d.events("lost"))
+    print(f"lost: kernel counted {kernel_lost}, the daemons reported {reported_lost}")
+    assert reported_lost == kernel_lost
     # unload leaves nothing behind, as bpftool sees it.
     assert sentinel("unload").returncode == 0
     assert sentinel_kernel_objects() == {"progs": [], "maps": []}
