@@ -15,6 +15,12 @@ runs, so there the other program uses its fmod_ret/security_* entry points,
 as sentinel itself does: the same scenario, the same assertions.
 
 One daemon start serves both phases (a start costs ~30 s under emulation).
+
+What this cannot show: on x86-64 the trampoline ends the chain at the first
+non-zero return, so no program ever sees a non-zero `ret`, and an entry point
+that ignored it passes here too (measured: with the ten path_* programs'
+check removed, this test still passed in both configurations).
+tests/abi/test_hook_chain.py checks the sources for that instead.
 """
 
 from __future__ import annotations
