@@ -25,7 +25,7 @@ MAX_LINE_CHARS = 16 * 1024
 MAX_DEPTH = 32
 """Nested mappings and sequences: a policy needs 6, a rule test file 8."""
 
-MAX_NODES = 250_000
+MAX_NODES = 150_000
 """YAML nodes (scalars, mappings, sequences) per file, every document together."""
 
 MAX_DOCUMENTS = MAX_POLICIES

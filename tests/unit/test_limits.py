@@ -43,7 +43,7 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "long-line": (POLICY.replace("{name: p}", "{name: " + "p" * 20_000 + "}"),
                   "3:16385: line is longer than 16,384 characters (line length limit 16,384"),
     "nodes": ("".join("- 0\n" for _ in range(limits.MAX_NODES + 10)),
-              f"{limits.MAX_NODES}:3: more than 250,000 YAML nodes in one file (node limit 250,000"),
+              f"{limits.MAX_NODES}:3: more than 150,000 YAML nodes in one file (node limit 150,000"),
     "documents": ("---\n" * (limits.MAX_DOCUMENTS + 1), "64:1: more than 63 YAML documents in one file (document limit"),
 }
 
