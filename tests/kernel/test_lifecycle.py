@@ -158,14 +158,14 @@ def test_invalid_reload_keeps_previous_policies(tmpfs: Path) -> None:
         # policy, quickly, while the daemon keeps serving alerts.
         write_policy(policy, ALIAS_BOMB)
         daemon.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # generous: the whole suite shares two emulated CPUs
         while len(daemon.wait_for_status("reload_rejected", timeout=1)) < 2 and time.monotonic() < deadline:
-            pass
+            time.sleep(0.2)
         rejected = daemon.wait_for_status("reload_rejected", timeout=0)
         assert len(rejected) == 2 and "alias" in rejected[1]["status"]["message"], rejected
         served = len(daemon.events())
         assert subprocess.run(["cat", str(f["denied"])], capture_output=True).returncode == 1
-        assert daemon.wait_events(served + 1), "no alert after the rejected reload"
+        assert len(daemon.wait_events(served + 1, timeout=120)) > served, "no alert after the rejected reload"
         assert self_check_at() == before
         # Fixed again, the next reload goes through.
         write_policy(policy, POLICY_B.format(**f))
