@@ -124,7 +124,10 @@ class Daemon:
     def events(self, kind: str | None = "alert") -> list[dict[str, Any]]:
         if not self.events_path.exists():
             return []
-        lines = self.events_path.read_text().splitlines()
+        text = self.events_path.read_text()
+        # The daemon may be half-way through writing its last line (a long
+        # status message arrives in more than one write): only whole lines count.
+        lines = text.split("\n")[:-1]
         out = [json.loads(line) for line in lines if line.strip()]
         return [e for e in out if kind is None or e["event"]["kind"] == kind]
 
