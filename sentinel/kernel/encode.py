@@ -64,13 +64,18 @@ class EncodedRuleSet:
     names: dict[tuple[int, int], str] = field(default_factory=dict)  # (dev, ino) -> the rule path resolved to it
 
 
-def process_start_ticks(pid: int) -> int:
-    """Field 22 of /proc/PID/stat: start time after boot in clock ticks. With the
-    pid it names one process for good (the kernel checks both)."""
+def proc_stat_fields(pid: int) -> list[bytes]:
+    """The fields of /proc/PID/stat from field 3 (state) on: index i is field i + 3."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
     # comm (field 2) may hold spaces and parentheses: split after the last ')'.
-    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+def process_start_ticks(pid: int) -> int:
+    """Field 22 of /proc/PID/stat: start time after boot in clock ticks. With the
+    pid it names one process for good (the kernel checks both)."""
+    return int(proc_stat_fields(pid)[19])
 
 
 def file_key(ident: FileIdentity, kind: PathKind, gen: int) -> abi.sn_file_key:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sentinel.errors import KernelError
 from sentinel.kernel import abi, pins
-from sentinel.kernel.encode import process_start_ticks
+from sentinel.kernel.encode import proc_stat_fields, process_start_ticks
 from sentinel.kernel.libbpf import Map, open_pinned_map
 
 LEASE_NS = 5_000_000_000
@@ -64,9 +64,7 @@ PF_EXITING = 0x4  # include/linux/sched.h: set by do_exit before anything else
 def process_exiting(pid: int) -> bool:
     """True once PID's main thread is in do_exit (the flags of /proc/PID/stat,
     field 9) or has become a zombie (state Z) or dead (X)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(b")") + 2 :].split()  # fields[0] is field 3
+    fields = proc_stat_fields(pid)
     return fields[0] in (b"Z", b"X") or bool(int(fields[6]) & PF_EXITING)
 
 
