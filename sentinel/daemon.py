@@ -114,12 +114,12 @@ class Daemon:
     seq: int = 0
     lost_seen: int = 0
     tamper_seen: int = 0
-    _tamper_recorded: int = -1
     _drops_seen: dict[str, int] = field(default_factory=dict)
     _drops_checked_at: float = 0.0
     _invalid_seen: int = 0
     _invalid_checked_at: float = 0.0
     _status: dict[str, Any] = field(default_factory=dict)
+    _reported: reported.ReportedCounters = field(init=False)  # set by start()
     suppressed_seen: int = 0
     _suppressed_reported_at: float = 0.0
     _lease: guard.GuardLease | None = None
@@ -146,8 +146,11 @@ class Daemon:
         counters = self.enforcer.counters()
         # What the kernel lost or refused while no daemon ran is reported by
         # the first _report_counters, from where the previous daemon stopped.
-        start = reported.starting_points(counters)
+        self._reported = reported.ReportedCounters.for_pinned_maps()
+        start = self._reported.starting_points(counters)
         self.lost_seen, self.tamper_seen = start["ringbuf_full"], start["tamper"]
+        pins.RUN_DIR.mkdir(parents=True, exist_ok=True)
+        self._record_reported()  # from now on a successor resumes from here
         self.suppressed_seen = counters["suppressed"]
         # A reload requested by SIGHUP ends the current poll after the record in
         # hand: under an alert flood the ring always has a backlog, and a reload
@@ -317,6 +320,7 @@ class Daemon:
         """Turn kernel counters into events: lost alerts, denied tampering."""
         assert self.enforcer is not None
         counters = self.enforcer.counters()
+        before = (self.lost_seen, self.tamper_seen)
         tamper = counters["tamper"]
         if tamper > self.tamper_seen:
             n = tamper - self.tamper_seen
@@ -328,7 +332,6 @@ class Daemon:
         self._report_invalid()
         self._report_suppressed(counters["suppressed"])
         total = counters["ringbuf_full"]
-        grew = total > self.lost_seen or tamper > self._tamper_recorded
         if total > self.lost_seen:
             self._emit(
                 {
@@ -339,13 +342,11 @@ class Daemon:
                 }
             )
             self.lost_seen = total
-        if grew:
+        if (self.lost_seen, self.tamper_seen) != before:
             self._record_reported()
 
     def _record_reported(self) -> None:
-        pins.RUN_DIR.mkdir(parents=True, exist_ok=True)
-        reported.record({"ringbuf_full": self.lost_seen, "tamper": self.tamper_seen})
-        self._tamper_recorded = self.tamper_seen
+        self._reported.record({"ringbuf_full": self.lost_seen, "tamper": self.tamper_seen})
 
     def _report_suppressed(self, total: int, force: bool = False) -> None:
         """The periodic `suppressed N` summary: alerts the kernel's rate limit

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from sentinel.kernel import pins
@@ -31,26 +32,36 @@ def _maps_identity() -> str:
     return f"{boot}:{os.stat(pins.MAP_DIR / 'sn_counters').st_ino}"
 
 
-def starting_points(counters: dict[str, int]) -> dict[str, int]:
-    """Where reporting resumes: the previous daemon's last reported values for
-    these pinned counters where they are on record and not ahead of the kernel,
-    else the counters as they are now."""
-    start = {k: counters[k] for k in _KEYS}
-    try:
-        record = json.loads(REPORTED_FILE.read_text())
-        if record.get("maps") != _maps_identity():
-            return start
-        for k in _KEYS:
-            value = record.get(k)
-            if isinstance(value, int) and 0 <= value <= counters[k]:
-                start[k] = value
-    except (OSError, ValueError, AttributeError):
-        pass
-    return start
+@dataclass(frozen=True)
+class ReportedCounters:
+    """The record for the pinned counters in force: their identity is taken
+    once, when a daemon starts, not at every write."""
 
+    maps: str
 
-def record(reported: dict[str, int]) -> None:
-    """Note what has been reported, atomically."""
-    tmp = Path(str(REPORTED_FILE) + ".tmp")
-    tmp.write_text(json.dumps({"maps": _maps_identity(), **{k: reported[k] for k in _KEYS}}) + "\n")
-    os.replace(tmp, REPORTED_FILE)
+    @classmethod
+    def for_pinned_maps(cls) -> ReportedCounters:
+        return cls(_maps_identity())
+
+    def starting_points(self, counters: dict[str, int]) -> dict[str, int]:
+        """Where reporting resumes: the previous daemon's last reported values
+        for these pinned counters where they are on record and not ahead of the
+        kernel, else the counters as they are now."""
+        start = {k: counters[k] for k in _KEYS}
+        try:
+            record = json.loads(REPORTED_FILE.read_text())
+            if record.get("maps") != self.maps:
+                return start
+            for k in _KEYS:
+                value = record.get(k)
+                if isinstance(value, int) and 0 <= value <= counters[k]:
+                    start[k] = value
+        except (OSError, ValueError, AttributeError):
+            pass
+        return start
+
+    def record(self, reported: dict[str, int]) -> None:
+        """Note what has been reported, atomically."""
+        tmp = Path(str(REPORTED_FILE) + ".tmp")
+        tmp.write_text(json.dumps({"maps": self.maps, **{k: reported[k] for k in _KEYS}}) + "\n")
+        os.replace(tmp, REPORTED_FILE)
