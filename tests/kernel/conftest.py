@@ -46,11 +46,9 @@ def sentinel_kernel_objects() -> dict[str, list[str]]:
 
 
 # What the kernel prints when it is in trouble: soft and hard lockups, RCU
-# stalls, hung tasks, oopses and BUG()s, and WARN()s (BPF's among them).
-KERNEL_TROUBLE = re.compile(
-    r"soft lockup|hard LOCKUP|rcu_sched self-detected stall|rcu: INFO|detected stalls on CPU"
-    r"|blocked for more than \d+ seconds|Oops|BUG:|kernel BUG|general protection fault|WARNING:"
-)
+# stalls, hung tasks, oopses and BUG()s, and WARN()s (BPF's among them). One
+# extended regular expression, which scripts/vm-run also greps the console for.
+KERNEL_TROUBLE = re.compile((REPO / "scripts/kernel-trouble.ere").read_text().strip())
 
 
 def read_kmsg(fd: int) -> list[str]:
