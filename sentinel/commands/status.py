@@ -26,7 +26,7 @@ def daemon_pid() -> int | None:
 def gather() -> dict[str, Any]:
     """What is loaded, from the kernel's pinned maps and the daemon's status file."""
     from sentinel.kernel import abi, guard, pins
-    from sentinel.kernel.objects import open_pinned, read_counters, read_state
+    from sentinel.kernel.objects import open_pinned, parse_link_pin, read_counters, read_state
 
     try:
         state = open_pinned()
@@ -47,7 +47,7 @@ def gather() -> dict[str, Any]:
     held = lease is not None and lease.remaining_ns > 0 and lease.owner_alive()
     # The audit-only mechanisms (trace, tracepoint) load no guard programs:
     # a held lease protects nothing there.
-    guarded = any(name.split("@")[0].split("_", 1)[-1].startswith("guard_") for name in links)
+    guarded = any(parse_link_pin(name)[0].split("_", 1)[-1].startswith("guard_") for name in links)
     if held and lease and guarded:
         protection = f"active, held by pid {lease.owner_pid}"
     elif held:
