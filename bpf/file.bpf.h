@@ -46,7 +46,7 @@ struct sn_walk {
 
 /* Fields of FILE, read as HOW allows (SN_HOW_* in decide.bpf.h): directly
  * where FILE is a typed hook argument, with CO-RE where it was found by a
- * walk (the tracepoint programs). Shared by the open and exec hooks. */
+ * walk (the tracepoint programs). Shared by the open, exec and mapping hooks. */
 static __always_inline fmode_t sn_f_mode(struct file *file, int how)
 {
 	return how == SN_HOW_CORE ? BPF_CORE_READ(file, f_mode) : file->f_mode;

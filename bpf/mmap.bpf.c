@@ -85,8 +85,8 @@ static __always_inline int sn_decide_mmap(struct file *file, int how)
 	applicable = sn_applicable(cfg, gen);
 	if (!applicable)
 		return 0;
-	dentry = file->f_path.dentry;
-	mnt = file->f_path.mnt;
+	dentry = sn_f_dentry(file, how);
+	mnt = sn_f_mnt(file, how);
 	fileless = (cfg->fileless_match & applicable) && sn_is_fileless(dentry);
 	w.slots = 1U << SN_SLOT_EXEC;
 	sn_judge_file_as(&w, cfg, gen, dentry, mnt, applicable, fileless, true);
@@ -101,8 +101,8 @@ static __always_inline int sn_decide_mmap(struct file *file, int how)
 	e = sn_event_start(cfg, &v, SN_OP_EXEC, rule, gen);
 	if (e) {
 		e->via = SN_VIA_MMAP;
-		e->dev = file->f_inode->i_sb->s_dev;
-		e->ino = file->f_inode->i_ino;
+		e->dev = sn_f_dev(file, how);
+		e->ino = sn_f_ino(file, how);
 		if (how == SN_HOW_DPATH) {
 			if (bpf_d_path(&file->f_path, e->path, sizeof(e->path)) < 0)
 				e->path[0] = 0;
